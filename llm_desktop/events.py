@@ -1,0 +1,197 @@
+"""The one event model: what the engine reports, and what every view renders.
+
+The Qt cards, the SSE stream and the CLI all consume `ProgressEvent` in the JSON form given by
+`to_json()`; none of them computes progress of its own. Field names keep the seed document's
+(`stage`, `pct`, `message`) and add what a load really knows (bytes, rate, ETA, error).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+
+class Stage(StrEnum):
+    """What the engine is doing, each mapped to a real step (see `STAGE_BANDS`)."""
+
+    CONNECTING = "connecting"  # request accepted, a model host attached
+    INITIALIZING = "initializing"  # preflight: file exists, is regular, readable; memory read
+    PARSING = "parsing"  # GGUF header and metadata validated; fit estimate computed
+    LOADING = "loading"  # tensor data, driven by llama.cpp's progress callback
+    QUANTIZING = "quantizing"  # reserved for a step that really quantizes; never faked
+    OPTIMIZING = "optimizing"  # context creation: KV cache and compute buffers
+    FINALIZING = "finalizing"  # one-token warm-up decode
+    COMPLETE = "complete"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    UNLOADING = "unloading"
+    UNLOADED = "unloaded"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STAGES
+
+    @property
+    def has_fraction(self) -> bool:
+        """True where the stage's progress is measured, not just its start and end."""
+        return self is Stage.LOADING
+
+
+TERMINAL_STAGES = frozenset({Stage.COMPLETE, Stage.FAILED, Stage.CANCELLED, Stage.UNLOADED})
+
+# The part of 0–100 that each load stage occupies. Only `loading` moves inside its band (by
+# bytes); the others mark their start, so pct never claims work that has not happened.
+STAGE_BANDS: dict[Stage, tuple[float, float]] = {
+    Stage.CONNECTING: (0.0, 1.0),
+    Stage.INITIALIZING: (1.0, 2.0),
+    Stage.PARSING: (2.0, 5.0),
+    Stage.LOADING: (5.0, 90.0),
+    Stage.QUANTIZING: (90.0, 90.0),
+    Stage.OPTIMIZING: (90.0, 96.0),
+    Stage.FINALIZING: (96.0, 99.0),
+    Stage.COMPLETE: (100.0, 100.0),
+    Stage.UNLOADING: (0.0, 0.0),
+    Stage.UNLOADED: (100.0, 100.0),
+}
+
+
+def stage_pct(stage: Stage, fraction: float = 0.0) -> float:
+    """Overall percentage for `fraction` (0–1) of the way through `stage`."""
+    low, high = STAGE_BANDS[stage]
+    fraction = min(max(fraction, 0.0), 1.0)
+    return round(low + (high - low) * fraction, 2)
+
+
+class ErrorKind(StrEnum):
+    NOT_FOUND = "not_found"
+    PERMISSION_DENIED = "permission_denied"
+    INVALID_MODEL = "invalid_model"
+    UNSUPPORTED_MODEL = "unsupported_model"
+    OUT_OF_MEMORY = "out_of_memory"
+    ENGINE_CRASHED = "engine_crashed"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+
+
+class ModelState(StrEnum):
+    """The state a card shows, derived from the last event of a model."""
+
+    UNLOADED = "unloaded"
+    LOADING = "loading"
+    LOADED = "loaded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    UNLOADING = "unloading"
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    kind: ErrorKind
+    message: str
+    # Last llama.cpp log lines or host stderr lines, for a person who wants the detail.
+    detail: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": str(self.kind), "message": self.message, "detail": list(self.detail)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ErrorInfo:
+        return cls(
+            kind=ErrorKind(data["kind"]),
+            message=data["message"],
+            detail=tuple(data.get("detail", ())),
+        )
+
+
+class ModelError(Exception):
+    """A failure a person can understand; `kind` says which one."""
+
+    def __init__(self, kind: ErrorKind, message: str, detail: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.info = ErrorInfo(kind, message, tuple(detail))
+
+    @property
+    def kind(self) -> ErrorKind:
+        return self.info.kind
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One step of a load or unload of one model. `seq` increases by one per model operation."""
+
+    model: str
+    seq: int
+    stage: Stage
+    pct: float
+    message: str
+    op: str = "load"  # "load" or "unload"
+    bytes_done: int | None = None
+    bytes_total: int | None = None
+    rate_bps: float | None = None
+    eta_s: float | None = None
+    error: ErrorInfo | None = None
+    memory_bytes: int | None = None  # host RSS when loaded; memory returned when unloaded
+    ts: float = field(default=0.0, compare=False)
+
+    @property
+    def state(self) -> ModelState:
+        return state_for_stage(self.stage)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.stage.is_terminal
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stage"] = str(self.stage)
+        data["state"] = str(self.state)
+        data["error"] = self.error.to_dict() if self.error else None
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProgressEvent:
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields["stage"] = Stage(fields["stage"])
+        if fields.get("error"):
+            fields["error"] = ErrorInfo.from_dict(fields["error"])
+        return cls(**fields)
+
+    @classmethod
+    def from_json(cls, text: str) -> ProgressEvent:
+        return cls.from_dict(json.loads(text))
+
+    def evolve(self, **changes: Any) -> ProgressEvent:
+        return replace(self, **changes)
+
+
+def state_for_stage(stage: Stage) -> ModelState:
+    if stage is Stage.COMPLETE:
+        return ModelState.LOADED
+    if stage is Stage.FAILED:
+        return ModelState.FAILED
+    if stage is Stage.CANCELLED:
+        return ModelState.CANCELLED
+    if stage is Stage.UNLOADING:
+        return ModelState.UNLOADING
+    if stage is Stage.UNLOADED:
+        return ModelState.UNLOADED
+    return ModelState.LOADING
+
+
+# Messages a person reads, in the seed's wording where it has one.
+ERROR_MESSAGES: dict[ErrorKind, str] = {
+    ErrorKind.NOT_FOUND: "Model file not found",
+    ErrorKind.PERMISSION_DENIED: "Permission denied accessing model file",
+    ErrorKind.INVALID_MODEL: "Not a valid GGUF model",
+    ErrorKind.UNSUPPORTED_MODEL: "Model architecture not supported by llama.cpp",
+    ErrorKind.OUT_OF_MEMORY: "Out of memory - Model too large",
+    ErrorKind.ENGINE_CRASHED: "The model engine crashed",
+    ErrorKind.TIMEOUT: "Loading stalled",
+    ErrorKind.CANCELLED: "Loading cancelled",
+}
+GPU_OOM_MESSAGE = "OOM on GPU - Model too large"

@@ -1,0 +1,360 @@
+"""A fast, defensive GGUF header reader.
+
+`gguf.GGUFReader` parses every element of every array in Python (about 16 s for a model with a
+262k-token vocabulary). Listing a library needs a few scalar keys, and validating a file before
+llama.cpp sees it needs bounds, not values; so this reader skips array bodies by their lengths
+and checks every count, length and offset against the file's size. Anything that does not add up
+raises `ModelError(INVALID_MODEL)` with what is wrong and where.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
+
+from llm_desktop.events import ErrorKind, ModelError
+
+GGUF_MAGIC = b"GGUF"
+SUPPORTED_VERSIONS = (2, 3)
+MAX_DIMS = 4
+DEFAULT_ALIGNMENT = 32
+# Arrays shorter than this are kept as values (e.g. per-layer head counts); longer ones are skipped.
+SMALL_ARRAY = 64
+# In summary mode, reading stops at the first array at least this long once the keys a catalog
+# needs are known: the vocabulary is where the time goes, and nothing after it is needed.
+VOCAB_ARRAY = 1024
+
+_SCALARS: dict[int, struct.Struct] = {
+    0: struct.Struct("<B"),
+    1: struct.Struct("<b"),
+    2: struct.Struct("<H"),
+    3: struct.Struct("<h"),
+    4: struct.Struct("<I"),
+    5: struct.Struct("<i"),
+    6: struct.Struct("<f"),
+    7: struct.Struct("<?"),
+    10: struct.Struct("<Q"),
+    11: struct.Struct("<q"),
+    12: struct.Struct("<d"),
+}
+_STRING, _ARRAY = 8, 9
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_HEADER = struct.Struct("<4sIQQ")
+
+
+@dataclass(frozen=True)
+class ArraySummary:
+    """An array whose elements were skipped, not read."""
+
+    element_type: int
+    count: int
+
+
+@dataclass(frozen=True)
+class GGUFInfo:
+    path: str
+    file_size: int
+    version: int
+    tensor_count: int
+    kv_count: int
+    metadata: dict[str, Any] = field(repr=False)
+    complete: bool  # True when tensor infos were read and the data section checked
+    data_offset: int | None = None
+    tensor_bytes: int | None = None
+    parameter_count: int | None = None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.metadata.get(key, default)
+
+    def arch_value(self, suffix: str) -> Any:
+        return self.metadata.get(f"{self.architecture}.{suffix}")
+
+    @property
+    def architecture(self) -> str:
+        return str(self.metadata.get("general.architecture", "unknown"))
+
+    @property
+    def name(self) -> str | None:
+        value = self.metadata.get("general.name")
+        return str(value) if value else None
+
+    @property
+    def size_label(self) -> str | None:
+        value = self.metadata.get("general.size_label")
+        return str(value) if value else None
+
+    @property
+    def file_type(self) -> int | None:
+        value = self.metadata.get("general.file_type")
+        return value if isinstance(value, int) else None
+
+    @property
+    def quantization(self) -> str:
+        return quantization_name(self.file_type)
+
+    @property
+    def context_length(self) -> int | None:
+        return _int_or_none(self.arch_value("context_length"))
+
+    @property
+    def block_count(self) -> int | None:
+        return _int_or_none(self.arch_value("block_count"))
+
+    @property
+    def embedding_length(self) -> int | None:
+        return _int_or_none(self.arch_value("embedding_length"))
+
+    @property
+    def head_count(self) -> int | None:
+        return _int_or_none(self.arch_value("attention.head_count"))
+
+    @property
+    def head_count_kv(self) -> int | None:
+        value = _int_or_none(self.arch_value("attention.head_count_kv"))
+        return value if value is not None else self.head_count
+
+    @property
+    def key_length(self) -> int | None:
+        return _int_or_none(self.arch_value("attention.key_length"))
+
+    @property
+    def value_length(self) -> int | None:
+        return _int_or_none(self.arch_value("attention.value_length"))
+
+    @property
+    def vocab_size(self) -> int | None:
+        tokens = self.metadata.get("tokenizer.ggml.tokens")
+        if isinstance(tokens, ArraySummary):
+            return tokens.count
+        if isinstance(tokens, list):
+            return len(tokens)
+        return _int_or_none(self.arch_value("vocab_size"))
+
+    @property
+    def split_count(self) -> int:
+        return _int_or_none(self.metadata.get("split.count")) or 1
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, list):  # per-layer values: the largest bounds memory
+        value = max(value) if value else None
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def quantization_name(file_type: int | None) -> str:
+    if file_type is None:
+        return "unknown"
+    try:
+        name = LlamaFileType(file_type).name
+    except ValueError:
+        return f"type {file_type}"
+    return name.removeprefix("MOSTLY_").removeprefix("ALL_")
+
+
+def tensor_nbytes(ggml_type: int, dims: tuple[int, ...]) -> int:
+    """Bytes of a tensor's data, or ModelError when its type or shape cannot exist."""
+    try:
+        block_size, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)]
+    except (ValueError, KeyError):
+        raise _invalid(f"a tensor has unknown data type {ggml_type}") from None
+    elements = 1
+    for dim in dims:
+        elements *= dim
+    if dims and dims[0] % block_size:
+        raise _invalid(
+            f"a tensor's first dimension ({dims[0]}) is not a multiple of its block size "
+            f"({block_size})"
+        )
+    return elements // block_size * type_size
+
+
+def _invalid(what: str) -> ModelError:
+    return ModelError(ErrorKind.INVALID_MODEL, f"Not a valid GGUF model: {what}")
+
+
+class _Cursor:
+    """Bounds-checked reads from a memory-mapped file."""
+
+    def __init__(self, buf: mmap.mmap | bytes, size: int):
+        self.buf = buf
+        self.size = size
+        self.pos = 0
+
+    def need(self, n: int, what: str) -> None:
+        if n < 0 or self.pos + n > self.size:
+            raise _invalid(
+                f"file is truncated: {what} at byte {self.pos} needs {n} bytes, "
+                f"only {self.size - self.pos} remain"
+            )
+
+    def unpack(self, fmt: struct.Struct, what: str) -> Any:
+        self.need(fmt.size, what)
+        (value,) = fmt.unpack_from(self.buf, self.pos)
+        self.pos += fmt.size
+        return value
+
+    def string(self, what: str) -> str:
+        length = self.unpack(_U64, what)
+        self.need(length, what)
+        raw = self.buf[self.pos : self.pos + length]
+        self.pos += length
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _invalid(f"{what} at byte {self.pos - length} is not UTF-8") from None
+
+    def skip_strings(self, count: int, what: str) -> None:
+        # The hot loop of a large vocabulary: local names, no per-element helper calls.
+        buf, size, pos, unpack_from = self.buf, self.size, self.pos, _U64.unpack_from
+        for _ in range(count):
+            if pos + 8 > size:
+                self.pos = pos
+                self.need(8, what)
+            pos += 8 + unpack_from(buf, pos)[0]
+        if pos > size:
+            raise _invalid(f"file is truncated: {what} runs past the end of the file")
+        self.pos = pos
+
+
+def read_gguf(path: str | os.PathLike[str], *, tensors: bool = True) -> GGUFInfo:
+    """Read a GGUF file's header.
+
+    With `tensors=True` every tensor info is read and the data section is checked against the
+    file size (what a load needs). With `tensors=False` reading stops at the vocabulary once the
+    catalog's keys are known (what a listing needs). OSErrors propagate: the caller knows whether
+    the path is missing or unreadable.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            raise _invalid("the file is empty")
+        if size < _HEADER.size:
+            raise _invalid(f"the file is only {size} bytes, too short for a GGUF header")
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            return _parse(path, buf, size, tensors)
+
+
+def _parse(path: str, buf: mmap.mmap, size: int, tensors: bool) -> GGUFInfo:
+    cur = _Cursor(buf, size)
+    magic, version, tensor_count, kv_count = _HEADER.unpack_from(buf, 0)
+    cur.pos = _HEADER.size
+    if magic != GGUF_MAGIC:
+        shown = magic.decode("latin-1") if magic.isascii() and magic.isalnum() else magic.hex()
+        raise _invalid(f"it starts with {shown!r}, not the GGUF signature")
+    if version not in SUPPORTED_VERSIONS:
+        if version.to_bytes(4, "little")[0] == 0:
+            raise _invalid("it is a big-endian GGUF, which this platform cannot load")
+        raise _invalid(f"GGUF version {version} is not supported (llama.cpp reads 2 and 3)")
+    # Each key-value needs at least 12 bytes and each tensor info at least 24: counts beyond that
+    # are lies, caught before a loop of 2^60 iterations.
+    if kv_count * 12 > size:
+        raise _invalid(f"the header claims {kv_count} metadata entries in a {size}-byte file")
+    if tensor_count * 24 > size:
+        raise _invalid(f"the header claims {tensor_count} tensors in a {size}-byte file")
+
+    metadata: dict[str, Any] = {}
+    stopped_early = False
+    for index in range(kv_count):
+        key = cur.string(f"metadata key #{index}")
+        value_type = cur.unpack(_U32, f"type of {key!r}")
+        if value_type == _ARRAY and not tensors and _catalog_keys_known(metadata):
+            element_type = cur.unpack(_U32, f"element type of {key!r}")
+            count = cur.unpack(_U64, f"length of {key!r}")
+            if count >= VOCAB_ARRAY:
+                metadata[key] = ArraySummary(element_type, count)
+                stopped_early = True
+                break
+            cur.pos -= 12
+        metadata[key] = _read_value(cur, value_type, key)
+
+    if stopped_early or not tensors:
+        return GGUFInfo(path, size, version, tensor_count, kv_count, metadata, complete=False)
+
+    alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
+    if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
+        raise _invalid(f"general.alignment is {alignment!r}, not a power of two")
+
+    infos = []
+    for index in range(tensor_count):
+        name = cur.string(f"name of tensor #{index}")
+        n_dims = cur.unpack(_U32, f"dimension count of tensor {name!r}")
+        if not 1 <= n_dims <= MAX_DIMS:
+            raise _invalid(f"tensor {name!r} claims {n_dims} dimensions (at most {MAX_DIMS})")
+        dims = tuple(cur.unpack(_U64, f"shape of tensor {name!r}") for _ in range(n_dims))
+        ggml_type = cur.unpack(_U32, f"type of tensor {name!r}")
+        offset = cur.unpack(_U64, f"offset of tensor {name!r}")
+        infos.append((name, dims, ggml_type, offset))
+
+    data_offset = -(-cur.pos // alignment) * alignment
+    tensor_bytes = 0
+    parameters = 0
+    data_end = data_offset
+    for name, dims, ggml_type, offset in infos:
+        if any(dim <= 0 for dim in dims):
+            raise _invalid(f"tensor {name!r} has an empty or negative dimension {dims}")
+        nbytes = tensor_nbytes(ggml_type, dims)
+        if offset % alignment:
+            raise _invalid(f"tensor {name!r} starts at offset {offset}, not aligned to {alignment}")
+        end = data_offset + offset + nbytes
+        if end > size:
+            raise _invalid(
+                f"file is truncated: tensor {name!r} ends at byte {end} but the file has "
+                f"{size} bytes"
+            )
+        data_end = max(data_end, end)
+        tensor_bytes += nbytes
+        elements = 1
+        for dim in dims:
+            elements *= dim
+        parameters += elements
+    return GGUFInfo(
+        path,
+        size,
+        version,
+        tensor_count,
+        kv_count,
+        metadata,
+        complete=True,
+        data_offset=data_offset,
+        tensor_bytes=tensor_bytes,
+        parameter_count=parameters,
+    )
+
+
+def _catalog_keys_known(metadata: dict[str, Any]) -> bool:
+    arch = metadata.get("general.architecture")
+    return isinstance(arch, str) and f"{arch}.block_count" in metadata
+
+
+def _read_value(cur: _Cursor, value_type: int, key: str) -> Any:
+    if value_type == _STRING:
+        return cur.string(f"value of {key!r}")
+    scalar = _SCALARS.get(value_type)
+    if scalar is not None:
+        return cur.unpack(scalar, f"value of {key!r}")
+    if value_type != _ARRAY:
+        raise _invalid(f"metadata {key!r} has unknown value type {value_type}")
+    element_type = cur.unpack(_U32, f"element type of {key!r}")
+    count = cur.unpack(_U64, f"length of {key!r}")
+    if element_type == _STRING:
+        if count * 8 > cur.size - cur.pos:
+            raise _invalid(f"array {key!r} claims {count} strings, more than the file can hold")
+        if count <= SMALL_ARRAY:
+            return [cur.string(f"element of {key!r}") for _ in range(count)]
+        cur.skip_strings(count, f"array {key!r}")
+        return ArraySummary(element_type, count)
+    scalar = _SCALARS.get(element_type)
+    if scalar is None:
+        raise _invalid(f"array {key!r} has unsupported element type {element_type}")
+    cur.need(count * scalar.size, f"array {key!r} of {count} elements")
+    if count <= SMALL_ARRAY:
+        return [cur.unpack(scalar, key) for _ in range(count)]
+    cur.pos += count * scalar.size
+    return ArraySummary(element_type, count)
