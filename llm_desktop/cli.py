@@ -1,0 +1,252 @@
+"""`llm-desktop`: the desktop app, and the command line that renders the same events."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from llm_desktop import __version__
+from llm_desktop.events import ProgressEvent, Stage
+
+EXIT_FAILED = 1
+EXIT_CANCELLED = 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--model-host"]:  # the frozen app starts its hosts as itself
+        from llm_desktop.host.child import main as host_main
+
+        return host_main()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+    if args.command is None:
+        return run_app(args)
+    return args.handler(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llm-desktop", description="Manage local GGUF models and watch them load."
+    )
+    parser.add_argument("--version", action="version", version=f"llm-desktop {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    models = commands.add_parser("models", help="list the model catalog with fit verdicts")
+    models.add_argument("--dir", action="append", default=[], metavar="DIR", help="a folder")
+    models.add_argument("--json", action="store_true", help="one JSON document")
+    models.add_argument(
+        "--no-known", action="store_true", help="skip LM Studio, Hugging Face and Ollama folders"
+    )
+    models.add_argument("--n-ctx", type=int, default=None, help="context for the fit estimate")
+    models.set_defaults(handler=command_models)
+
+    load = commands.add_parser("load", help="load a model through a model host")
+    load.add_argument("path", help="a .gguf file (the first part of a split model)")
+    load.add_argument("--json", action="store_true", help="one event per line; last: outcome")
+    load.add_argument("--n-ctx", type=int, default=None, help="context length in tokens")
+    load.add_argument("--gpu-layers", type=int, default=None, help="layers to offload")
+    load.add_argument("--no-mmap", action="store_true", help="read weights into memory")
+    load.add_argument("--force", action="store_true", help="load even if it does not fit")
+    load.add_argument("--prompt", help="after loading, stream a reply to this prompt")
+    load.add_argument("--max-tokens", type=int, default=32)
+    load.add_argument(
+        "--stall-timeout", type=float, default=60.0, help="seconds without progress (default 60)"
+    )
+    load.set_defaults(handler=command_load)
+
+    demo = commands.add_parser("demo-model", help="write a small valid GGUF with random weights")
+    demo.add_argument("path")
+    demo.add_argument("--size-mb", type=float, default=0.0, help="approximate file size")
+    demo.add_argument("--vocab", type=int, default=None, help="vocabulary size")
+    demo.set_defaults(handler=command_demo_model)
+    return parser
+
+
+def run_app(args: argparse.Namespace) -> int:
+    try:
+        from llm_desktop.ui.app import run
+    except ImportError as exc:
+        print(f"llm-desktop: the desktop app is not available ({exc})", file=sys.stderr)
+        return EXIT_FAILED
+    return run(args)
+
+
+# -- models ------------------------------------------------------------------------------------
+
+
+def command_models(args: argparse.Namespace) -> int:
+    from llm_desktop import catalog, fit, hardware
+
+    dirs = [Path(d) for d in args.dir] or None
+    entries = catalog.scan(dirs, include_known=not args.no_known, cache=catalog.MetadataCache())
+    snapshot = hardware.snapshot()
+    rows = []
+    for entry in entries:
+        verdict = None
+        if entry.error is None:
+            n_ctx = args.n_ctx or min(entry.context_length or 4096, 4096)
+            verdict = fit.assess(
+                fit.ModelShape.from_entry(entry), n_ctx, snapshot.ram, snapshot.gpus
+            )
+        rows.append((entry, verdict))
+    if args.json:
+        document = {
+            "hardware": snapshot.to_dict(),
+            "models": [
+                {**entry.to_dict(), "fit": verdict.to_dict() if verdict else None}
+                for entry, verdict in rows
+            ],
+        }
+        print(json.dumps(document, indent=2))
+        return 0
+    print(f"RAM: {fit.format_bytes(snapshot.ram.available)} available; {snapshot.gpu_status}")
+    if not rows:
+        print("No models found. Try: llm-desktop demo-model ~/models/demo.gguf")
+        return 0
+    for entry, verdict in rows:
+        print(f"\n{entry.display_name}  [{entry.id}]")
+        print(f"  {entry.path}")
+        if entry.error:
+            print(f"  error: {entry.error}")
+            continue
+        details = [
+            entry.architecture,
+            entry.size_label or "? params",
+            entry.quantization,
+            f"ctx {entry.context_length}" if entry.context_length else None,
+            f"{entry.block_count} layers" if entry.block_count else None,
+            fit.format_bytes(entry.file_size),
+        ]
+        print("  " + ", ".join(d for d in details if d))
+        if verdict:
+            print(f"  fit: {verdict.verdict} - {verdict.summary}")
+    return 0
+
+
+# -- load ------------------------------------------------------------------------------------
+
+
+def command_load(args: argparse.Namespace) -> int:
+    from llm_desktop.engine import Engine, LoadOptions
+
+    if args.prompt and args.json:
+        print("llm-desktop load: --prompt cannot be combined with --json", file=sys.stderr)
+        return 2
+    options = LoadOptions(
+        n_ctx=args.n_ctx,
+        n_gpu_layers=args.gpu_layers,
+        use_mmap=not args.no_mmap,
+        force=args.force,
+    )
+    render = JsonRenderer() if args.json else TerminalRenderer(sys.stderr)
+    with Engine(warm_hosts=0, stall_timeout_s=args.stall_timeout) as engine:
+        model = engine.model_id(args.path)
+        with engine.events(model) as stream:
+            engine.load(args.path, options, model=model)
+            final = _follow(engine, model, stream, render)
+        render.close()
+        if final is None or final.stage is not Stage.COMPLETE:
+            if final is not None and final.stage is Stage.CANCELLED:
+                return EXIT_CANCELLED
+            return EXIT_FAILED
+        if args.prompt:
+            for piece in engine.generate(model, args.prompt, args.max_tokens):
+                print(piece, end="", flush=True)
+            print()
+    return 0
+
+
+def _follow(engine, model: str, stream, render) -> ProgressEvent | None:
+    """Render events until the load ends; Ctrl-C cancels it and waits for `cancelled`."""
+    final = None
+    while True:
+        try:
+            event = stream.get(timeout=0.2)
+        except KeyboardInterrupt:
+            engine.cancel(model)
+            continue
+        if event is None:
+            continue
+        render(event)
+        if event.is_terminal:
+            final = event
+            return final
+
+
+class JsonRenderer:
+    def __call__(self, event: ProgressEvent) -> None:
+        print(event.to_json(), flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class TerminalRenderer:
+    """A one-line progress bar on a terminal; one line per stage elsewhere."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last_stage: Stage | None = None
+        self.started = time.monotonic()
+
+    def __call__(self, event: ProgressEvent) -> None:
+        line = format_progress(event, shutil.get_terminal_size((100, 20)).columns)
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + line)
+            if event.is_terminal:
+                self.stream.write("\n")
+        elif event.stage is not self.last_stage or event.is_terminal:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+        self.last_stage = event.stage
+        if event.error and event.error.detail and event.stage is Stage.FAILED:
+            for detail in event.error.detail[-5:]:
+                self.stream.write(f"    {detail}\n")
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+def format_progress(event: ProgressEvent, columns: int = 100) -> str:
+    from llm_desktop.fit import format_bytes
+
+    parts = [f"{event.stage.value:<12}", f"{event.pct:5.1f}%"]
+    if event.bytes_total and event.stage is Stage.LOADING:
+        parts.append(f"{format_bytes(event.bytes_done or 0)}/{format_bytes(event.bytes_total)}")
+    if event.rate_bps:
+        parts.append(f"{format_bytes(event.rate_bps)}/s")
+    if event.eta_s is not None and event.stage is Stage.LOADING:
+        parts.append(f"ETA {event.eta_s:.1f}s")
+    tail = "  ".join(parts) + "  " + event.message
+    width = max(10, min(30, columns - len(tail) - 4))
+    filled = int(width * event.pct / 100)
+    bar = "[" + "#" * filled + "." * (width - filled) + "]"
+    return (bar + " " + tail)[: max(20, columns - 1)]
+
+
+# -- demo-model --------------------------------------------------------------------------------
+
+
+def command_demo_model(args: argparse.Namespace) -> int:
+    from llm_desktop.demo import spec_for_size, write_demo_model
+
+    overrides = {"vocab": args.vocab} if args.vocab else {}
+    path = write_demo_model(os.path.expanduser(args.path), spec_for_size(args.size_mb, **overrides))
+    size = path.stat().st_size
+    print(f"Wrote {path} ({size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

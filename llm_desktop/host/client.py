@@ -1,0 +1,208 @@
+"""The app's side of a model host: start it, talk to it, notice when it dies, end it."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+from llm_desktop.events import ErrorInfo, ErrorKind
+from llm_desktop.host import protocol
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HostMessage:
+    """A message from the host (`data["t"]` says which)."""
+
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class HostExited:
+    """The host process is gone; a negative returncode is the signal that ended it."""
+
+    returncode: int
+
+
+def host_command() -> list[str]:
+    """How to start a host: the same program in host mode when frozen, else the package."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "--model-host"]
+    return [sys.executable, "-m", "llm_desktop.host"]
+
+
+class HostProcess:
+    """One model host child process.
+
+    Everything the host says arrives in `inbox` as a `HostMessage`, and its end as one
+    `HostExited`; the owner may put its own items in the same queue to wake itself up.
+    """
+
+    def __init__(self, command: list[str] | None = None, env: dict[str, str] | None = None):
+        self.inbox: queue.Queue[Any] = queue.Queue()
+        self.log_tail: deque[str] = deque(maxlen=40)
+        self.stderr_tail: deque[str] = deque(maxlen=40)
+        self.process = subprocess.Popen(
+            command or host_command(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            bufsize=0,
+        )
+        self.pid = self.process.pid
+        self._stdin_lock = threading.Lock()
+        self._stderr_done = threading.Event()
+        threading.Thread(target=self._read_stderr, name=f"host-{self.pid}-err", daemon=True).start()
+        threading.Thread(target=self._read_stdout, name=f"host-{self.pid}-out", daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            message = protocol.decode(line)
+            if message is None:
+                continue
+            if message.get("t") == "log":
+                self.log_tail.append(str(message.get("text", "")))
+                log.debug("host %s: %s", self.pid, message.get("text"))
+                continue
+            self.inbox.put(HostMessage(message))
+        returncode = self.process.wait()
+        self._stderr_done.wait(timeout=2.0)  # so crash detail includes the dying words
+        self.inbox.put(HostExited(returncode))
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        try:
+            for line in self.process.stderr:
+                text = line.decode("utf-8", errors="replace").rstrip()
+                if text:
+                    self.stderr_tail.append(text)
+        finally:
+            self._stderr_done.set()
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def send(self, message: dict[str, Any]) -> bool:
+        """Send a command; False when the host can no longer hear (its end is reported)."""
+        assert self.process.stdin is not None
+        with self._stdin_lock:
+            try:
+                self.process.stdin.write(protocol.encode(message))
+                return True
+            except (BrokenPipeError, OSError, ValueError):
+                return False
+
+    def rss(self) -> int | None:
+        try:
+            return psutil.Process(self.pid).memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            return None
+
+    def kill(self) -> None:
+        if self.alive:
+            try:
+                self.process.kill()
+            except ProcessLookupError:
+                pass
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Ask the host to exit; kill it when it has not within `grace_s`."""
+        if self.alive:
+            self.send({"op": "exit"})
+            try:
+                self.process.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.reap()
+
+    def reap(self, timeout: float = 5.0) -> None:
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self.process.wait(timeout=timeout)
+        for stream in (self.process.stdin,):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+
+    def crash_info(self, returncode: int) -> ErrorInfo:
+        """An `engine_crashed` error naming how the host died and its last words."""
+        if returncode < 0:
+            try:
+                how = f"killed by {signal.Signals(-returncode).name}"
+            except ValueError:
+                how = f"killed by signal {-returncode}"
+        else:
+            how = f"exited with status {returncode}"
+        detail = tuple(self.log_tail)[-10:] + tuple(self.stderr_tail)[-10:]
+        last = self.stderr_tail[-1] if self.stderr_tail else ""
+        message = f"The model engine crashed ({how})"
+        if last:
+            message += f": {last}"
+        return ErrorInfo(ErrorKind.ENGINE_CRASHED, message, detail)
+
+
+class HostPool:
+    """Keeps `size` hosts started ahead of need, so a load does not wait for Python and
+    llama_cpp to start (about half a second)."""
+
+    def __init__(self, size: int = 1, command: list[str] | None = None):
+        self.size = size
+        self.command = command
+        self._ready: deque[HostProcess] = deque()
+        self._lock = threading.Lock()
+        self._closed = False
+        self.fill()
+
+    def fill(self) -> None:
+        with self._lock:
+            while not self._closed and len(self._ready) < self.size:
+                self._ready.append(HostProcess(self.command))
+
+    def acquire(self) -> HostProcess:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the engine is shut down")
+            host = None
+            while self._ready:
+                candidate = self._ready.popleft()
+                if candidate.alive:
+                    host = candidate
+                    break
+                candidate.reap()
+            if host is None:
+                host = HostProcess(self.command)
+        self.fill()
+        return host
+
+    def release(self, host: HostProcess) -> None:
+        """Take back a host that never loaded anything (and is ready), or end it."""
+        with self._lock:
+            if not self._closed and len(self._ready) < self.size:
+                host.inbox.put(HostMessage({"t": "ready", "pid": host.pid}))
+                self._ready.appendleft(host)
+                return
+        host.stop(grace_s=2.0)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            hosts, self._ready = list(self._ready), deque()
+        for host in hosts:
+            host.stop(grace_s=2.0)
