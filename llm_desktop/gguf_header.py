@@ -42,7 +42,7 @@ _SCALARS: dict[int, struct.Struct] = {
     11: struct.Struct("<q"),
     12: struct.Struct("<d"),
 }
-_STRING, _ARRAY = 8, 9
+_UINT32, _STRING, _ARRAY = 4, 8, 9
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _HEADER = struct.Struct("<4sIQQ")
@@ -214,6 +214,8 @@ class _Cursor:
         buf, size, pos, unpack_from = self.buf, self.size, self.pos, _U64.unpack_from
         for _ in range(count):
             if pos + 8 > size:
+                if pos > size:  # an element's length pointed past the end
+                    raise _invalid(f"file is truncated: {what} runs past the end of the file")
                 self.pos = pos
                 self.need(8, what)
             pos += 8 + unpack_from(buf, pos)[0]
@@ -249,7 +251,7 @@ def _parse(path: str, buf: mmap.mmap, size: int, tensors: bool) -> GGUFInfo:
         shown = magic.decode("latin-1") if magic.isascii() and magic.isalnum() else magic.hex()
         raise _invalid(f"it starts with {shown!r}, not the GGUF signature")
     if version not in SUPPORTED_VERSIONS:
-        if version.to_bytes(4, "little")[0] == 0:
+        if version and not version & 0xFFFF:  # llama.cpp's test: 3 byte-swapped is 0x03000000
             raise _invalid("it is a big-endian GGUF, which this platform cannot load")
         raise _invalid(f"GGUF version {version} is not supported (llama.cpp reads 2 and 3)")
     # Each key-value needs at least 12 bytes and each tensor info at least 24: counts beyond that
@@ -264,6 +266,9 @@ def _parse(path: str, buf: mmap.mmap, size: int, tensors: bool) -> GGUFInfo:
     for index in range(kv_count):
         key = cur.string(f"metadata key #{index}")
         value_type = cur.unpack(_U32, f"type of {key!r}")
+        if key == "general.alignment" and value_type != _UINT32:
+            # llama.cpp refuses any other type, a bool or a uint64 included.
+            raise _invalid(f"general.alignment has value type {value_type}, not uint32 (4)")
         if value_type == _ARRAY and not tensors and _catalog_keys_known(metadata):
             element_type = cur.unpack(_U32, f"element type of {key!r}")
             count = cur.unpack(_U64, f"length of {key!r}")

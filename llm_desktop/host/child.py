@@ -9,6 +9,7 @@ really comes back.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import queue
@@ -55,10 +56,8 @@ class LogRelay:
     def install(self, llama_cpp: Any) -> None:
         @llama_cpp.llama_log_callback
         def on_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
-            try:
+            with contextlib.suppress(BaseException):  # an exception must never cross into C
                 self._receive(level, text.decode("utf-8", errors="replace"))
-            except BaseException:  # an exception must never cross into C
-                pass
 
         self._callback = on_log
         llama_cpp.llama_log_set(on_log, ctypes.c_void_p(0))

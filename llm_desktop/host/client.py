@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import signal
@@ -113,10 +114,8 @@ class HostProcess:
 
     def kill(self) -> None:
         if self.alive:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
-            except ProcessLookupError:
-                pass
 
     def stop(self, grace_s: float = 5.0) -> None:
         """Ask the host to exit; kill it when it has not within `grace_s`."""
@@ -134,12 +133,9 @@ class HostProcess:
         except subprocess.TimeoutExpired:
             self.kill()
             self.process.wait(timeout=timeout)
-        for stream in (self.process.stdin,):
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:
-                    pass
+        if self.process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
 
     def crash_info(self, returncode: int) -> ErrorInfo:
         """An `engine_crashed` error naming how the host died and its last words."""
