@@ -425,7 +425,12 @@ class ModelSession:
 
     def _load(self) -> None:
         self.emit(Stage.CONNECTING, "Attaching a model host")
-        self.host = self.engine._pool.acquire()
+        try:
+            self.host = self.engine._pool.acquire()
+        except OSError as exc:
+            raise ModelError(
+                ErrorKind.ENGINE_CRASHED, f"Could not start a model host: {exc}"
+            ) from None
         # Requests that arrived before the host existed follow it to its inbox.
         while not self.inbox.empty():
             self.host.inbox.put(self.inbox.get_nowait())

@@ -1,0 +1,25 @@
+# The two commands of the README: `make run` and `make test`. Each sets everything up first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export QTWEBENGINE_CHROMIUM_FLAGS ?= --disable-gpu
+
+.PHONY: setup run test lint bench
+
+setup:
+	@./scripts/setup.sh
+
+run: setup
+	$(VENV)/bin/llm-desktop
+
+test: setup
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+bench: setup
+	$(PY) -m bench
