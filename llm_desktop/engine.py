@@ -349,9 +349,12 @@ class ModelSession:
         self._thread.join(timeout)
 
     def request(self, api: _Api) -> None:
+        host = self.host
         if api.action in ("cancel", "shutdown"):
             self._cancel_requested.set()
-        (self.host.inbox if self.host is not None else self.inbox).put(api)
+            if host is not None and self._load_sent:
+                host.send({"op": "cancel"})  # at once: the host aborts at its next tensor
+        (host.inbox if host is not None else self.inbox).put(api)
 
     # -- events ------------------------------------------------------------------------------
 

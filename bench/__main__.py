@@ -1,0 +1,199 @@
+"""`python -m bench`: side-by-side measurements, printed as a table and written as JSON.
+
+Every figure is a comparison taken in the same run (these machines are noisy; absolute times
+drift): our load through a model host against a bare in-process `llama_cpp.Llama` of the same
+file and settings, alternating rounds; and our catalog reader against `gguf.GGUFReader`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from llm_desktop import catalog
+from llm_desktop.demo import DemoSpec, spec_for_size, write_demo_model
+from llm_desktop.engine import Engine, LoadOptions
+from llm_desktop.events import Stage
+from llm_desktop.gguf_header import read_gguf
+
+
+def bench_load_overhead(model: Path, rounds: int, use_mmap: bool) -> dict:
+    """Load wall time: engine (warm host, stages, progress, warm-up decode) vs bare Llama."""
+    import llama_cpp
+
+    n_ctx = 2048
+    ours, bare = [], []
+    with Engine(warm_hosts=1) as engine:
+        _wait_for_warm_host(engine)
+        model_id = engine.model_id(model)
+        for _ in range(rounds):
+            started = time.perf_counter()
+            bare_model = llama_cpp.Llama(
+                str(model), n_ctx=n_ctx, use_mmap=use_mmap, verbose=False, n_gpu_layers=0
+            )
+            bare.append(time.perf_counter() - started)
+            bare_model.close()
+            del bare_model
+
+            with engine.events(model_id) as stream:
+                started = time.perf_counter()
+                engine.load(model, LoadOptions(n_ctx=n_ctx, use_mmap=use_mmap), model=model_id)
+                final = list(stream.until_terminal(120))[-1]
+                ours.append(time.perf_counter() - started)
+            assert final.stage is Stage.COMPLETE, final
+            with engine.events(model_id) as stream:
+                engine.unload(model_id)
+                list(stream.until_terminal(60))
+            _wait_for_warm_host(engine)
+    ratio = statistics.median(ours) / statistics.median(bare)
+    return {
+        "model_mb": round(model.stat().st_size / 1e6, 1),
+        "use_mmap": use_mmap,
+        "rounds": rounds,
+        "ours_median_s": round(statistics.median(ours), 4),
+        "bare_llama_median_s": round(statistics.median(bare), 4),
+        "ratio": round(ratio, 3),
+    }
+
+
+def _wait_for_warm_host(engine: Engine, timeout: float = 30.0) -> None:
+    """Let the pool's host finish importing llama_cpp, as it has long before a person clicks."""
+    pool = engine._pool
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with pool._lock:
+            hosts = list(pool._ready)
+        if hosts and all(not host.inbox.empty() for host in hosts):
+            return
+        time.sleep(0.01)
+
+
+def bench_catalog(root: Path, count: int) -> dict:
+    """Listing a folder of `count` models: first scan (headers read) and cached re-scan."""
+    folder = root / "library"
+    folder.mkdir()
+    source = write_demo_model(root / "one.gguf", DemoSpec())
+    for index in range(count):
+        shutil.copyfile(source, folder / f"model-{index:03d}.gguf")
+    cache = catalog.MetadataCache(root / "cache.json")
+    started = time.perf_counter()
+    entries = catalog.scan([folder], include_known=False, cache=cache)
+    cold = time.perf_counter() - started
+    started = time.perf_counter()
+    catalog.scan([folder], include_known=False, cache=cache)
+    warm = time.perf_counter() - started
+    assert len(entries) == count
+    return {
+        "models": count,
+        "cold_ms_per_model": round(cold / count * 1000, 3),
+        "cached_ms_per_model": round(warm / count * 1000, 3),
+        "cold_total_s": round(cold, 3),
+    }
+
+
+def bench_large_vocab(root: Path) -> dict:
+    """One model with a 262,144-token vocabulary: our summary and full reads vs GGUFReader."""
+    from gguf import GGUFReader
+
+    path = write_demo_model(root / "vocab.gguf", DemoSpec(vocab=262_144, embedding=32, heads=2))
+
+    def timed(function, repeat: int) -> float:
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    summary = timed(lambda: read_gguf(path, tensors=False), 20)
+    full = timed(lambda: read_gguf(path, tensors=True), 5)
+    reader = timed(lambda: GGUFReader(path), 1)
+    return {
+        "vocab": 262_144,
+        "summary_ms": round(summary * 1000, 3),
+        "full_validation_ms": round(full * 1000, 2),
+        "gguf_reader_ms": round(reader * 1000, 1),
+        "reader_over_summary": round(reader / summary, 1),
+        "reader_over_full": round(reader / full, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--size-mb", type=float, default=300.0, help="generated model size")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--catalog-models", type=int, default=500)
+    parser.add_argument("--output", default="bench/results.json")
+    args = parser.parse_args(argv)
+
+    results: dict = {
+        "machine": {
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+            "cpus": _cpu_count(),
+        }
+    }
+    with tempfile.TemporaryDirectory(prefix="llm-bench-") as temp:
+        root = Path(temp)
+        model = write_demo_model(root / "bench.gguf", spec_for_size(args.size_mb, seed=11))
+        model.read_bytes()  # same page-cache state for both sides
+        results["load_no_mmap"] = bench_load_overhead(model, args.rounds, use_mmap=False)
+        results["load_mmap"] = bench_load_overhead(model, args.rounds, use_mmap=True)
+        results["catalog"] = bench_catalog(root, args.catalog_models)
+        results["large_vocab"] = bench_large_vocab(root)
+
+    print_table(results)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwritten to {args.output}")
+    return 0
+
+
+def _cpu_count() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+def print_table(results: dict) -> None:
+    rows = []
+    for key in ("load_no_mmap", "load_mmap"):
+        load = results[key]
+        rows.append(
+            (
+                f"load {load['model_mb']} MB, mmap {'on' if load['use_mmap'] else 'off'}",
+                f"ours {load['ours_median_s']:.3f} s vs bare Llama {load['bare_llama_median_s']:.3f} s",
+                f"ratio {load['ratio']:.3f}",
+            )
+        )
+    cat = results["catalog"]
+    rows.append(
+        (
+            f"catalog, {cat['models']} models",
+            f"{cat['cold_ms_per_model']:.3f} ms/model first, {cat['cached_ms_per_model']:.3f} cached",
+            f"total {cat['cold_total_s']:.3f} s",
+        )
+    )
+    vocab = results["large_vocab"]
+    rows.append(
+        (
+            f"header, {vocab['vocab']}-token vocab",
+            f"summary {vocab['summary_ms']:.2f} ms, full {vocab['full_validation_ms']:.1f} ms, "
+            f"GGUFReader {vocab['gguf_reader_ms']:.0f} ms",
+            f"GGUFReader/full {vocab['reader_over_full']:.0f}x",
+        )
+    )
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
