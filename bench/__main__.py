@@ -169,7 +169,8 @@ def print_table(results: dict) -> None:
         rows.append(
             (
                 f"load {load['model_mb']} MB, mmap {'on' if load['use_mmap'] else 'off'}",
-                f"ours {load['ours_median_s']:.3f} s vs bare Llama {load['bare_llama_median_s']:.3f} s",
+                f"ours {load['ours_median_s']:.3f} s, "
+                f"bare Llama {load['bare_llama_median_s']:.3f} s",
                 f"ratio {load['ratio']:.3f}",
             )
         )
@@ -177,7 +178,8 @@ def print_table(results: dict) -> None:
     rows.append(
         (
             f"catalog, {cat['models']} models",
-            f"{cat['cold_ms_per_model']:.3f} ms/model first, {cat['cached_ms_per_model']:.3f} cached",
+            f"{cat['cold_ms_per_model']:.3f} ms/model first, "
+            f"{cat['cached_ms_per_model']:.3f} cached",
             f"total {cat['cold_total_s']:.3f} s",
         )
     )
