@@ -1,0 +1,524 @@
+"""Light, dark and high-contrast themes that follow the system.
+
+One accent blue over neutral greys, on the Fusion style (the same look on every platform),
+with a QPalette for Qt's own widgets and an application stylesheet for this app's widgets.
+Widgets opt in by object name and dynamic properties, never by colours of their own:
+
+==============================  ===========================================================
+``QFrame#modelCard``            a model card; property ``state``: unloaded, loading, loaded,
+                                failed, cancelled, unloading (border colour per state)
+``QLabel#badge``                a neutral pill
+``QLabel#fitBadge``             a fit verdict pill; property ``verdict``: gpu, partial, cpu, no
+``QPushButton#primaryButton``   the one main action of a view
+``QProgressBar``                rounded, accent chunk; property ``level="warning"`` turns the
+                                chunk amber (say it in the text too: colour is never alone)
+``QFrame#toast``                a notification; property ``kind``: success, error, warning, info
+``QFrame#sidePanel``            a panel beside the main view
+``QLabel#panelTitle``           a panel's title; ``QLabel#sectionTitle`` a heading inside one
+``QLabel[muted="true"]``        secondary text
+==============================  ===========================================================
+
+After changing a dynamic property on a shown widget, call `repolish(widget)` so the
+stylesheet is matched again. Colours for custom painting come from `colors(scheme)`.
+
+High contrast is chosen when any of these says so, first match wins:
+
+1. the environment variable ``LLM_DESKTOP_HIGH_CONTRAST`` (``1``/``0``; it also forces off);
+2. Qt's accessibility hints (``QStyleHints.accessibility().contrastPreference()``, Qt 6.10+),
+   which platforms that know the setting report;
+3. a heuristic for the platforms that do not: the system palette's window and window-text
+   colours have a WCAG contrast ratio of at least 19.5 (pure black on white is 21; Windows'
+   and GNOME's high-contrast themes are 21; Fusion's default light palette is 18.3 and
+   typical dark themes 12-16, so ordinary themes stay below it).
+
+The palette the heuristic reads is the one the application had before the first
+`apply_theme` (once a theme is applied, the application palette is ours, not the system's).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from string import Template
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QFont, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication, QWidget
+
+LIGHT = "light"
+DARK = "dark"
+HIGH_CONTRAST = "high-contrast"  # white on black
+HIGH_CONTRAST_LIGHT = "high-contrast-light"  # black on white
+SCHEMES = (LIGHT, DARK, HIGH_CONTRAST, HIGH_CONTRAST_LIGHT)
+
+HIGH_CONTRAST_ENV = "LLM_DESKTOP_HIGH_CONTRAST"
+HIGH_CONTRAST_RATIO = 19.5
+BASE_POINT_SIZE = 10.0
+
+_SCHEME_PROPERTY = "llmDesktopScheme"
+
+
+def _mix(color: str, other: str, amount: float) -> str:
+    """`amount` of `color` over `other`, as an opaque colour (no translucency anywhere)."""
+    a, b = QColor(color), QColor(other)
+    channels = (
+        round(a.red() * amount + b.red() * (1 - amount)),
+        round(a.green() * amount + b.green() * (1 - amount)),
+        round(a.blue() * amount + b.blue() * (1 - amount)),
+    )
+    return "#{:02x}{:02x}{:02x}".format(*channels)
+
+
+def _with_tints(base: dict[str, str], strength: float) -> dict[str, str]:
+    """Adds the soft backgrounds badges and toasts use: each status colour over the surface."""
+    derived = dict(base)
+    for name in ("accent", "success", "warning", "error", "info"):
+        derived[f"{name}_bg"] = _mix(base[name], base["surface"], strength)
+    # A soft chunk keeps the bar's text readable over both the chunk and the track.
+    light = QColor(base["surface"]).lightnessF() > 0.5
+    derived["chunk"] = _mix(base["accent"], base["surface"], 0.45 if light else 0.55)
+    return derived
+
+
+_LIGHT = _with_tints(
+    {
+        "window": "#f3f4f6",
+        "surface": "#ffffff",
+        "surface_alt": "#eef0f3",
+        "surface_hover": "#f1f3f6",
+        "border": "#dadde3",
+        "border_strong": "#b9bfc8",
+        "text": "#1d2127",
+        "muted": "#5c6470",
+        "disabled": "#a0a6af",
+        "accent": "#2563eb",
+        "accent_hover": "#1d4ed8",
+        "accent_pressed": "#1e40af",
+        "on_accent": "#ffffff",
+        "focus": "#2563eb",
+        "success": "#116329",
+        "warning": "#8a5a00",
+        "error": "#b42318",
+        "info": "#0b5cc1",
+        "link": "#1d4ed8",
+        "track": "#e5e8ec",
+        "chunk_warning": "#f4c04f",
+        "bar_text": "#1d2127",
+        "tooltip": "#1d2127",
+        "tooltip_text": "#f3f4f6",
+    },
+    0.10,
+)
+
+_DARK = _with_tints(
+    {
+        "window": "#17191c",
+        "surface": "#212428",
+        "surface_alt": "#2a2e33",
+        "surface_hover": "#2c3036",
+        "border": "#363b42",
+        "border_strong": "#4b525b",
+        "text": "#e6e8eb",
+        "muted": "#9ba3ae",
+        "disabled": "#5f6670",
+        "accent": "#2b6fdf",
+        "accent_hover": "#3b7ded",
+        "accent_pressed": "#2460c6",
+        "on_accent": "#ffffff",
+        "focus": "#60a5fa",
+        "success": "#3fb950",
+        "warning": "#d29922",
+        "error": "#ff7b72",
+        "info": "#58a6ff",
+        "link": "#6ea8fe",
+        "track": "#2e3238",
+        "chunk_warning": "#8a5a0b",
+        "bar_text": "#e6e8eb",
+        "tooltip": "#e6e8eb",
+        "tooltip_text": "#17191c",
+    },
+    0.15,
+)
+
+
+def _high_contrast(background: str, foreground: str, accents: dict[str, str]) -> dict[str, str]:
+    """Pure black and white; status colours only where they pass 7:1 against the background."""
+    colours = {
+        "window": background,
+        "surface": background,
+        "surface_alt": background,
+        "surface_hover": background,
+        "border": foreground,
+        "border_strong": foreground,
+        "text": foreground,
+        "muted": foreground,
+        "track": background,
+        "bar_text": foreground,
+        "tooltip": background,
+        "tooltip_text": foreground,
+        **accents,
+    }
+    for name in ("accent", "success", "warning", "error", "info"):
+        colours[f"{name}_bg"] = background  # no tints: text on plain black or white
+    return colours
+
+
+_HIGH_CONTRAST = _high_contrast(
+    "#000000",
+    "#ffffff",
+    {
+        "disabled": "#3ff23f",  # Windows' "High Contrast Black" uses green for disabled text
+        "accent": "#1aebff",
+        "accent_hover": "#ffff00",
+        "accent_pressed": "#ffff00",
+        "on_accent": "#000000",
+        "focus": "#ffff00",
+        "success": "#3ff23f",
+        "warning": "#ffff00",
+        "error": "#ff8080",
+        "info": "#1aebff",
+        "link": "#ffff00",
+        "chunk": "#0037da",  # white bar text stays readable over it (8.6:1)
+        "chunk_warning": "#7a4000",
+    },
+)
+
+_HIGH_CONTRAST_LIGHT = _high_contrast(
+    "#ffffff",
+    "#000000",
+    {
+        "disabled": "#600000",  # as Windows' "High Contrast White"
+        "accent": "#00009f",
+        "accent_hover": "#37006e",
+        "accent_pressed": "#37006e",
+        "on_accent": "#ffffff",
+        "focus": "#00009f",
+        "success": "#005a00",
+        "warning": "#6b4100",
+        "error": "#a00000",
+        "info": "#00009f",
+        "link": "#00009f",
+        "chunk": "#9ec5ff",  # black bar text stays readable over it
+        "chunk_warning": "#ffd54a",
+    },
+)
+
+PALETTES: dict[str, dict[str, str]] = {
+    LIGHT: _LIGHT,
+    DARK: _DARK,
+    HIGH_CONTRAST: _HIGH_CONTRAST,
+    HIGH_CONTRAST_LIGHT: _HIGH_CONTRAST_LIGHT,
+}
+"""Named colours per scheme, as ``#rrggbb``: the same keys in every scheme."""
+
+_METRICS: dict[str, dict[str, str]] = {
+    LIGHT: {"line": "1px", "focus_line": "2px", "badge_line": "1px"},
+    DARK: {"line": "1px", "focus_line": "2px", "badge_line": "1px"},
+    HIGH_CONTRAST: {"line": "2px", "focus_line": "3px", "badge_line": "2px"},
+    HIGH_CONTRAST_LIGHT: {"line": "2px", "focus_line": "3px", "badge_line": "2px"},
+}
+
+
+def is_high_contrast_scheme(scheme: str) -> bool:
+    return scheme in (HIGH_CONTRAST, HIGH_CONTRAST_LIGHT)
+
+
+def colors(scheme: str | None = None) -> dict[str, str]:
+    """A copy of the named colours of `scheme`; None means the scheme applied to the app now."""
+    return dict(PALETTES[_checked(scheme or applied_scheme() or preferred_scheme())])
+
+
+def applied_scheme(app: QApplication | None = None) -> str | None:
+    """The scheme the last `apply_theme` set on `app`, or None before any."""
+    app = app or QApplication.instance()
+    if app is None:
+        return None
+    value = app.property(_SCHEME_PROPERTY)
+    return value if value in SCHEMES else None
+
+
+# --- what the system asks for ----------------------------------------------------------------
+
+_system_palette: QPalette | None = None
+
+
+def _remember_system_palette() -> QPalette:
+    global _system_palette
+    if _system_palette is None:
+        _system_palette = QPalette(QGuiApplication.palette())
+    return _system_palette
+
+
+def current_scheme() -> str:
+    """ "light" or "dark", as the system's colour scheme says.
+
+    Where the platform does not say (`Qt.ColorScheme.Unknown`), the system palette's window
+    colour decides: a window darker than mid-grey means dark.
+    """
+    return _scheme_for(QGuiApplication.styleHints().colorScheme())
+
+
+def _scheme_for(color_scheme: Qt.ColorScheme) -> str:
+    if color_scheme == Qt.ColorScheme.Dark:
+        return DARK
+    if color_scheme == Qt.ColorScheme.Light:
+        return LIGHT
+    window = _remember_system_palette().color(QPalette.ColorRole.Window)
+    return DARK if window.lightnessF() < 0.5 else LIGHT
+
+
+def is_high_contrast() -> bool:
+    """Whether the system asks for high contrast; see the module docstring for the order."""
+    forced = os.environ.get(HIGH_CONTRAST_ENV, "").strip().lower()
+    if forced:
+        return forced not in ("0", "false", "no", "off")
+    hints = QGuiApplication.styleHints()
+    if hints.accessibility().contrastPreference() == Qt.ContrastPreference.HighContrast:
+        return True
+    palette = _remember_system_palette()
+    ratio = contrast_ratio(
+        palette.color(QPalette.ColorRole.Window), palette.color(QPalette.ColorRole.WindowText)
+    )
+    return ratio >= HIGH_CONTRAST_RATIO
+
+
+def preferred_scheme(color_scheme: Qt.ColorScheme | None = None) -> str:
+    """The scheme to use now: one of `SCHEMES`, high contrast included."""
+    if color_scheme is None:
+        color_scheme = QGuiApplication.styleHints().colorScheme()
+    base = _scheme_for(color_scheme)
+    if is_high_contrast():
+        return HIGH_CONTRAST if base == DARK else HIGH_CONTRAST_LIGHT
+    return base
+
+
+def contrast_ratio(first: QColor | str, second: QColor | str) -> float:
+    """WCAG 2 contrast ratio, from 1 (the same) to 21 (black on white)."""
+
+    def luminance(color: QColor) -> float:
+        def linear(channel: float) -> float:
+            if channel <= 0.04045:
+                return channel / 12.92
+            return ((channel + 0.055) / 1.055) ** 2.4
+
+        return (
+            0.2126 * linear(color.redF())
+            + 0.7152 * linear(color.greenF())
+            + 0.0722 * linear(color.blueF())
+        )
+
+    lighter, darker = sorted((luminance(QColor(first)), luminance(QColor(second))), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+# --- applying ---------------------------------------------------------------------------------
+
+
+def apply_theme(app: QApplication, scheme: str | None = None) -> str:
+    """Fusion, a palette and the stylesheet for `scheme` (None: what the system asks for).
+
+    Returns the scheme applied. Safe to call again; switching schemes re-polishes all widgets.
+    """
+    _remember_system_palette()  # before the first setPalette replaces it
+    resolved = _checked(scheme or preferred_scheme())
+    # Always set: under a stylesheet, app.style() is Qt's QStyleSheetStyle, which does not
+    # say which style it wraps, and a theme switch re-polishes every widget anyway.
+    app.setStyle("Fusion")
+    app.setPalette(build_palette(resolved))
+    font = QFont(app.font())
+    if 0 < font.pointSizeF() < BASE_POINT_SIZE:
+        font.setPointSizeF(BASE_POINT_SIZE)
+        app.setFont(font)
+    app.setStyleSheet(stylesheet(resolved))
+    app.setProperty(_SCHEME_PROPERTY, resolved)
+    return resolved
+
+
+def follow_system(app: QApplication) -> Callable[[], None]:
+    """Apply the system's scheme now and again whenever it changes (colour or contrast).
+
+    Returns a function that stops following. Calling this twice replaces the first link.
+    """
+    previous = getattr(follow_system, "_stop", None)
+    if previous is not None:
+        previous()
+    hints = QGuiApplication.styleHints()
+    accessibility = hints.accessibility()
+
+    def on_color_scheme(color_scheme: Qt.ColorScheme) -> None:
+        wanted = preferred_scheme(color_scheme)
+        if wanted != applied_scheme(app):
+            apply_theme(app, wanted)
+
+    def on_contrast(*_: object) -> None:
+        on_color_scheme(hints.colorScheme())
+
+    hints.colorSchemeChanged.connect(on_color_scheme)
+    accessibility.contrastPreferenceChanged.connect(on_contrast)
+    apply_theme(app)
+
+    def stop() -> None:
+        hints.colorSchemeChanged.disconnect(on_color_scheme)
+        accessibility.contrastPreferenceChanged.disconnect(on_contrast)
+        if getattr(follow_system, "_stop", None) is stop:
+            follow_system._stop = None  # type: ignore[attr-defined]
+
+    follow_system._stop = stop  # type: ignore[attr-defined]
+    return stop
+
+
+def repolish(widget: QWidget) -> None:
+    """Match the stylesheet again after a dynamic property of `widget` changed."""
+    style = widget.style()
+    style.unpolish(widget)
+    style.polish(widget)
+    widget.update()
+
+
+def build_palette(scheme: str) -> QPalette:
+    c = PALETTES[_checked(scheme)]
+    high_contrast = is_high_contrast_scheme(scheme)
+    palette = QPalette()
+    bevel_light = c["surface"] if high_contrast else _mix("#ffffff", c["surface"], 0.08)
+    roles = {
+        QPalette.ColorRole.Window: c["window"],
+        QPalette.ColorRole.WindowText: c["text"],
+        QPalette.ColorRole.Base: c["surface"],
+        QPalette.ColorRole.AlternateBase: c["surface_alt"],
+        QPalette.ColorRole.Text: c["text"],
+        QPalette.ColorRole.Button: c["surface"],
+        QPalette.ColorRole.ButtonText: c["text"],
+        QPalette.ColorRole.BrightText: c["error"],
+        QPalette.ColorRole.Highlight: c["accent"],
+        QPalette.ColorRole.HighlightedText: c["on_accent"],
+        QPalette.ColorRole.Accent: c["accent"],
+        QPalette.ColorRole.ToolTipBase: c["tooltip"],
+        QPalette.ColorRole.ToolTipText: c["tooltip_text"],
+        QPalette.ColorRole.PlaceholderText: c["muted"],
+        QPalette.ColorRole.Link: c["link"],
+        QPalette.ColorRole.LinkVisited: c["link"],
+        # Fusion draws bevels and frames from these.
+        QPalette.ColorRole.Light: bevel_light,
+        QPalette.ColorRole.Midlight: c["surface_alt"],
+        QPalette.ColorRole.Mid: c["border"],
+        QPalette.ColorRole.Dark: c["border_strong"],
+        QPalette.ColorRole.Shadow: c["border_strong"] if high_contrast else "#000000",
+    }
+    for role, value in roles.items():
+        palette.setColor(role, QColor(value))
+    for role in (
+        QPalette.ColorRole.WindowText,
+        QPalette.ColorRole.Text,
+        QPalette.ColorRole.ButtonText,
+        QPalette.ColorRole.PlaceholderText,
+    ):
+        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor(c["disabled"]))
+    palette.setColor(
+        QPalette.ColorGroup.Disabled, QPalette.ColorRole.Highlight, QColor(c["border_strong"])
+    )
+    return palette
+
+
+def stylesheet(scheme: str) -> str:
+    """The application stylesheet for `scheme` (see the module docstring for the names)."""
+    values = {**PALETTES[_checked(scheme)], **_METRICS[scheme]}
+    return _STYLESHEET.substitute(values)
+
+
+def _checked(scheme: str) -> str:
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
+    return scheme
+
+
+_STYLESHEET = Template(
+    """
+QToolTip {
+    background: $tooltip; color: $tooltip_text;
+    border: $line solid $border_strong; border-radius: 4px; padding: 4px 8px;
+}
+
+/* Buttons: quiet by default, one accent-filled primary per view. */
+QPushButton {
+    background: $surface; color: $text;
+    border: $line solid $border_strong; border-radius: 6px;
+    padding: 5px 14px; min-height: 18px;
+}
+QPushButton:hover { background: $surface_hover; border-color: $accent; }
+QPushButton:pressed { background: $surface_alt; }
+QPushButton:focus { border: $focus_line solid $focus; }
+QPushButton:disabled { color: $disabled; border-color: $border; background: $surface; }
+QPushButton#primaryButton {
+    background: $accent; color: $on_accent; border: $line solid $accent; font-weight: 600;
+}
+QPushButton#primaryButton:hover { background: $accent_hover; border-color: $accent_hover; }
+QPushButton#primaryButton:pressed { background: $accent_pressed; border-color: $accent_pressed; }
+QPushButton#primaryButton:focus { border: $focus_line solid $text; }
+QPushButton#primaryButton:disabled {
+    background: $surface_alt; color: $disabled; border-color: $border;
+}
+
+QLineEdit, QPlainTextEdit, QTextEdit {
+    background: $surface; color: $text;
+    border: $line solid $border_strong; border-radius: 6px; padding: 4px 6px;
+    selection-background-color: $accent; selection-color: $on_accent;
+}
+QLineEdit:focus, QPlainTextEdit:focus, QTextEdit:focus { border: $focus_line solid $focus; }
+
+/* Progress: a rounded track, an accent chunk, the numbers always written on it. */
+QProgressBar {
+    background: $track; color: $bar_text;
+    border: $line solid $border; border-radius: 6px;
+    min-height: 18px; text-align: center;
+}
+QProgressBar::chunk { background: $chunk; border-radius: 5px; }
+QProgressBar[level="warning"]::chunk { background: $chunk_warning; }
+
+/* Model cards: a quiet surface whose border says the state (the card's text says it too). */
+QFrame#modelCard {
+    background: $surface; border: $line solid $border; border-radius: 10px; padding: 12px;
+}
+QFrame#modelCard[state="loading"], QFrame#modelCard[state="unloading"] { border-color: $accent; }
+QFrame#modelCard[state="loaded"] { border-color: $success; }
+QFrame#modelCard[state="failed"] { border-color: $error; }
+QFrame#modelCard[state="cancelled"] { border-color: $warning; }
+
+/* Badges: small pills. */
+QLabel#badge, QLabel#fitBadge {
+    background: $surface_alt; color: $muted;
+    border: $badge_line solid $border; border-radius: 9px;
+    padding: 1px 8px; font-weight: 600;
+}
+QLabel#fitBadge[verdict="gpu"] { background: $success_bg; color: $success; border-color: $success; }
+QLabel#fitBadge[verdict="partial"] { background: $info_bg; color: $info; border-color: $info; }
+QLabel#fitBadge[verdict="cpu"] { background: $warning_bg; color: $warning; border-color: $warning; }
+QLabel#fitBadge[verdict="no"] { background: $error_bg; color: $error; border-color: $error; }
+
+/* Toasts: a tinted surface edged in the kind's colour (the message says the kind too). */
+QFrame#toast {
+    background: $info_bg; color: $text;
+    border: $line solid $info; border-radius: 8px; padding: 8px 12px;
+}
+QFrame#toast[kind="success"] { background: $success_bg; border-color: $success; }
+QFrame#toast[kind="warning"] { background: $warning_bg; border-color: $warning; }
+QFrame#toast[kind="error"] { background: $error_bg; border-color: $error; }
+
+/* Side panels and the labels inside them. */
+QFrame#sidePanel { background: $surface; border: $line solid $border; border-radius: 10px; }
+QLabel#panelTitle { font-size: 12pt; font-weight: 600; color: $text; }
+QLabel#sectionTitle { font-weight: 600; color: $muted; }
+QLabel[muted="true"] { color: $muted; }
+
+QScrollBar:vertical { background: $window; width: 10px; margin: 0; }
+QScrollBar:horizontal { background: $window; height: 10px; margin: 0; }
+QScrollBar::handle:vertical {
+    background: $border_strong; border-radius: 3px; min-height: 28px; margin: 2px;
+}
+QScrollBar::handle:horizontal {
+    background: $border_strong; border-radius: 3px; min-width: 28px; margin: 2px;
+}
+QScrollBar::handle:hover { background: $muted; }
+QScrollBar::add-line, QScrollBar::sub-line { width: 0; height: 0; }
+QScrollBar::add-page, QScrollBar::sub-page { background: none; }
+"""
+)

@@ -1,0 +1,113 @@
+"""Take screenshots of the app's main states into docs/screenshots/.
+
+Run under a real X server (Xvfb): `xvfb-run -a .venv/bin/python scripts/screenshots.py`
+(`make screenshots` does that). It builds a throwaway library of generated models, drives real
+loads through the engine, and grabs the window at each state.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+
+from llm_desktop.demo import DemoSpec, spec_for_size, write_demo_model
+from llm_desktop.engine import Engine
+from llm_desktop.events import ModelState, Stage
+from llm_desktop.ui import theme
+from llm_desktop.ui.app import create_application, prepare_environment
+from llm_desktop.ui.main_window import MainWindow
+from llm_desktop.ui.model_card import LoadSettings
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+
+
+def wait_until(app: QApplication, condition, timeout_s: float = 60.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("state not reached")
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def settle(app: QApplication, ms: int = 400) -> None:
+    import time
+
+    end = time.monotonic() + ms / 1000
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def main() -> int:
+    prepare_environment()
+    OUT.mkdir(parents=True, exist_ok=True)
+    app = create_application()
+    theme.apply_theme(app, "light")
+    with tempfile.TemporaryDirectory(prefix="llm-shots-") as temp:
+        root = Path(temp)
+        models = root / "models"
+        write_demo_model(models / "llm-desktop-demo.gguf", spec_for_size(64))
+        write_demo_model(
+            models / "big-context.gguf", spec_for_size(400, seed=4, name="Demo 400 MB")
+        )
+        write_demo_model(
+            models / "wide-vocab.gguf", DemoSpec(vocab=32000, name="Wide vocabulary demo")
+        )
+        (models / "damaged.gguf").write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 16)
+        settings = QSettings(str(root / "settings.ini"), QSettings.Format.IniFormat)
+        engine = Engine(warm_hosts=1)
+        window = MainWindow(engine, settings=settings, models_dir=models, include_known=False)
+        window.resize(1180, 760)
+        window.show()
+        wait_until(app, lambda: len(window.cards) == 4)
+        settle(app, 2500)  # the hardware panel's first poll
+        window.grab().save(str(OUT / "library.png"))
+
+        cards = {Path(card.entry.path).stem: card for card in window.cards.values()}
+        big = cards["big-context"]
+        big.set_settings(LoadSettings(use_mmap=False))
+        shots = {}
+
+        def capture(event):
+            if (
+                event.model == big.model_id
+                and event.stage is Stage.LOADING
+                and event.pct >= 35
+                and "loading" not in shots
+            ):
+                shots["loading"] = window.grab()
+
+        window.bridge.event_received.connect(capture)
+        big.load_button.click()
+        wait_until(app, lambda: big.view.state is ModelState.LOADED)
+        settle(app, 300)
+        if "loading" in shots:
+            shots["loading"].save(str(OUT / "loading.png"))
+        window.grab().save(str(OUT / "loaded.png"))
+
+        cards["damaged"].load_button.click()
+        wait_until(app, lambda: cards["damaged"].view.state is ModelState.FAILED)
+        settle(app, 600)
+        window.grab().save(str(OUT / "error-toast.png"))
+
+        theme.apply_theme(app, "dark")
+        settle(app, 300)
+        window.grab().save(str(OUT / "dark.png"))
+        QTimer.singleShot(0, window.close)
+        window.close()
+        engine.shutdown()
+    print("\n".join(str(path) for path in sorted(OUT.glob("*.png"))))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
+    sys.exit(main())
