@@ -179,7 +179,13 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([700, 320])
-        self.setCentralWidget(self.splitter)
+        # Toasts float over this container; they must not be children of the splitter, which
+        # would make each one a pane.
+        central = QWidget()
+        central_layout = QVBoxLayout(central)
+        central_layout.setContentsMargins(0, 0, 0, 0)
+        central_layout.addWidget(self.splitter)
+        self.setCentralWidget(central)
         self.statusBar().showMessage("Reading the model library…")
 
     def _build_empty_state(self) -> QWidget:

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from llm_desktop.catalog import ModelEntry
 from llm_desktop.engine import LoadOptions
-from llm_desktop.events import ProgressEvent
+from llm_desktop.events import ModelState, ProgressEvent
 from llm_desktop.fit import FitVerdict, format_bytes
 from llm_desktop.presenter import CardView, card_view
 from llm_desktop.ui.spinner import SpinnerOverlay
@@ -305,10 +305,13 @@ class ModelCard(QFrame):
             self.progress.setRange(0, 100)
             self.progress.setValue(view.pct)
         self.progress.setFormat(view.progress_text)
+        # The bar is for work in progress and a loaded model; a failure or a cancel is said by
+        # the status line, the border and the buttons, not by a half-filled bar.
+        self.progress.setVisible(view.busy or view.state is ModelState.LOADED)
         self.progress.setAccessibleDescription(view.announcement)
         self.status.setText(view.detail)
         self.status.setVisible(bool(view.detail))
-        self.load_button.setVisible(not view.can_retry)
+        self.load_button.setVisible(view.can_load)
         self.load_button.setEnabled(view.can_load)
         self.retry_button.setVisible(view.can_retry)
         self.cancel_button.setEnabled(view.can_cancel)

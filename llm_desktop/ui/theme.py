@@ -494,14 +494,13 @@ QLabel#fitBadge[verdict="partial"] { background: $info_bg; color: $info; border-
 QLabel#fitBadge[verdict="cpu"] { background: $warning_bg; color: $warning; border-color: $warning; }
 QLabel#fitBadge[verdict="no"] { background: $error_bg; color: $error; border-color: $error; }
 
-/* Toasts: a tinted surface edged in the kind's colour (the message says the kind too). */
-QFrame#toast {
-    background: $info_bg; color: $text;
-    border: $line solid $info; border-radius: 8px; padding: 8px 12px;
-}
-QFrame#toast[kind="success"] { background: $success_bg; border-color: $success; }
-QFrame#toast[kind="warning"] { background: $warning_bg; border-color: $warning; }
-QFrame#toast[kind="error"] { background: $error_bg; border-color: $error; }
+/* Card text: a strong title, the facts, and quieter path and status lines. */
+QLabel#cardTitle { font-size: 12pt; font-weight: 600; color: $text; }
+QLabel#cardFacts { color: $text; }
+QLabel#cardPath { color: $muted; font-size: 9pt; }
+QLabel#cardStatus { color: $muted; }
+QLabel#muted { color: $muted; }
+QLabel#emptyTitle { font-size: 16pt; font-weight: 600; color: $text; }
 
 /* Side panels and the labels inside them. */
 QFrame#sidePanel { background: $surface; border: $line solid $border; border-radius: 10px; }

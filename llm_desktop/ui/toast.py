@@ -8,14 +8,18 @@ instead of adding another.
 Accessibility: a toast's kind is never carried by colour alone. Each kind has its own icon
 shape (check, "!" in a circle, "!" in a triangle, "i"), and the accessible name starts with the
 kind ("Error: …"). Showing a toast sends an ``Alert`` accessibility event and, where Qt has it
-(6.8+), an announcement with the full text: most platform bridges speak only the latter. The
+(6.8+), a ``QAccessibleAnnouncementEvent`` with the full text (assertive for errors and
+warnings), which is the event Qt's platform bridges pass to screen readers as speech. The
 timer pauses while the pointer is over the toast or the keyboard focus is in it.
 
-Styling: the card (rounded rectangle, border, soft shadow) is painted, and the rest is styled
-by a built-in style sheet that follows the host's light or dark palette. Object names
-(``toast``, ``toastIcon``, ``toastTitle``, ``toastText``, ``toastAction``, ``toastClose``) and
-the ``kind`` property are there for style sheets; pass ``use_default_style=False`` to style a
-toast entirely from the application's style sheet (e.g. ``#toast[kind="error"] {...}``).
+Styling: the card (rounded rectangle tinted in the kind's colour, border, soft shadow) is
+painted, and its children are styled by a built-in style sheet; every colour comes from the app
+theme (`theme.colors`), and a theme switch restyles shown toasts. That style sheet also takes
+the card box away from the application style sheet's ``QFrame#toast`` rule (which would add a
+second border and padding). Object names (``toast``, ``toastIcon``, ``toastTitle``,
+``toastText``, ``toastAction``, ``toastClose``) and the ``kind`` property are there for style
+sheets: pass ``use_default_style=False`` to let the application's style sheet style the whole
+toast (then ``QFrame#toast[kind="error"] {...}`` draws the box, with no painted shadow).
 """
 
 from __future__ import annotations
@@ -205,8 +209,8 @@ class _KindIcon(QWidget):
         self.setFixedSize(self.SIZE, self.SIZE)
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.kind = ToastKind.INFO
-        self.color = QColor("#0b5cc1")
-        self.glyph_color = QColor("#ffffff")
+        self.color = QColor(Qt.GlobalColor.darkBlue)
+        self.glyph_color = QColor(Qt.GlobalColor.white)
 
     def set_kind(self, kind: ToastKind, color: QColor, glyph_color: QColor) -> None:
         self.kind, self.color, self.glyph_color = kind, color, glyph_color
@@ -296,20 +300,23 @@ class Toast(QFrame):
         use_default_style: bool = True,
     ) -> None:
         super().__init__(parent)
+        self._restyle_pending = False
         self.setObjectName("toast")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, not use_default_style)
         self._use_default_style = use_default_style
+        # Room around the painted card for its shadow; none when a style sheet draws the box.
+        self.shadow = QMargins(self.SHADOW) if use_default_style else QMargins()
         self._dismissing = False
         self._target: QPoint | None = None
         self._remaining_ms = 0
         self._pause_reasons: set[str] = set()
         self.message = message
         self.colors = ToastColors.for_kind(message.kind)
-        self._restyle_pending = False
 
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)  # a coarse one reports slack
         self._timer.timeout.connect(self.dismiss)
 
         self._opacity = QGraphicsOpacityEffect(self)
@@ -364,7 +371,9 @@ class Toast(QFrame):
         body.addLayout(action_row)
 
         row = QHBoxLayout(self)
-        row.setContentsMargins(self.SHADOW + self.PADDING)
+        # With the app's style sheet in charge, its padding and border make the margins.
+        margins = self.shadow + self.PADDING if self._use_default_style else QMargins()
+        row.setContentsMargins(margins)
         row.setSpacing(12)
         row.addWidget(self.icon, 0, Qt.AlignmentFlag.AlignTop)
         row.addLayout(body, 1)
@@ -444,14 +453,14 @@ class Toast(QFrame):
 
     def card_rect(self) -> QRect:
         """The painted card inside this widget (the rest is room for the shadow)."""
-        return self.rect().marginsRemoved(self.SHADOW)
+        return self.rect().marginsRemoved(self.shadow)
 
     def card_geometry(self) -> QRect:
         """The card in the parent's coordinates."""
         return self.card_rect().translated(self.pos())
 
     def size_for_card_width(self, card_width: int) -> QSize:
-        width = card_width + self.SHADOW.left() + self.SHADOW.right()
+        width = card_width + self.shadow.left() + self.shadow.right()
         layout = self.layout()
         height = layout.totalHeightForWidth(width) if layout.hasHeightForWidth() else -1
         if height < 0:
@@ -532,7 +541,8 @@ class Toast(QFrame):
 
     def _pause(self, reason: str) -> None:
         if not self._pause_reasons and self._timer.isActive():
-            self._remaining_ms = max(0, self._timer.remainingTime())
+            remaining = self._timer.remainingTime()
+            self._remaining_ms = min(max(0, remaining), self.message.effective_timeout_ms)
             self._timer.stop()
         self._pause_reasons.add(reason)
 
@@ -759,11 +769,10 @@ class ToastManager(QObject):
         right = self._host.width() - self.MARGIN
         y = self.MARGIN
         for toast in reversed(self._toasts):  # newest at the top
-            card_height = toast.height() - Toast.SHADOW.top() - Toast.SHADOW.bottom()
-            card_width = toast.width() - Toast.SHADOW.left() - Toast.SHADOW.right()
-            positions[toast] = QPoint(
-                right - card_width - Toast.SHADOW.left(), y - Toast.SHADOW.top()
-            )
+            shadow = toast.shadow
+            card_height = toast.height() - shadow.top() - shadow.bottom()
+            card_width = toast.width() - shadow.left() - shadow.right()
+            positions[toast] = QPoint(right - card_width - shadow.left(), y - shadow.top())
             y += card_height + self.SPACING
         return positions
 

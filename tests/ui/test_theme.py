@@ -106,7 +106,7 @@ def test_each_scheme_applies_without_warnings(app, themed_widgets, scheme):
         "QPushButton#primaryButton",
         "QProgressBar::chunk",
         'QProgressBar[level="warning"]::chunk',
-        'QFrame#toast[kind="error"]',
+        "QLabel#cardTitle",
         "QFrame#sidePanel",
     ):
         assert selector in sheet

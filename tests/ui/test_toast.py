@@ -131,12 +131,12 @@ def test_toast_dismisses_itself_after_its_timeout(qtbot, manager):
 
 
 def test_hover_pauses_the_timer_and_leaving_resumes_it(qtbot, manager):
-    toast = manager.info("Read me slowly", timeout_ms=150)
+    toast = manager.info("Read me slowly", timeout_ms=300)
     hover(toast, inside=True)
     assert toast.is_paused()
-    qtbot.wait(450)
+    qtbot.wait(800)
     assert toast.isVisible() and manager.visible_toasts() == [toast]
-    assert 0 < toast.remaining_ms() <= 150
+    assert 0 <= toast.remaining_ms() <= toast.message.effective_timeout_ms
     with qtbot.waitSignal(toast.dismissed, timeout=WAIT_MS):
         hover(toast, inside=False)
     assert manager.visible_toasts() == []
@@ -250,3 +250,15 @@ def test_reduced_motion_sources(tmp_path, monkeypatch, qapp):
         monkeypatch.delenv(motion.ENV_VAR)
         monkeypatch.setenv("GTK_ENABLE_ANIMATIONS", "0")
         assert motion.reduced_motion(settings) is True
+
+
+def test_the_app_style_sheet_can_style_the_whole_toast(qtbot, host):
+    manager = ToastManager(host, use_default_style=False)
+    toast = manager.warning("Styled by the application", title="Plain")
+    settle(qtbot, manager)
+    assert toast.card_rect() == toast.rect(), "no room for a painted shadow"
+    assert toast.testAttribute(Qt.WidgetAttribute.WA_StyledBackground)
+    card = toast.card_geometry()
+    assert card.top() == ToastManager.MARGIN
+    assert host.width() - card.right() - 1 == ToastManager.MARGIN
+    assert not toast.grab().isNull()
