@@ -3,13 +3,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export QTWEBENGINE_CHROMIUM_FLAGS ?= --disable-gpu
 
-.PHONY: setup run test lint bench
+.PHONY: setup run test lint bench screenshots
 
 setup:
 	@./scripts/setup.sh
 
 run: setup
-	$(VENV)/bin/llm-desktop
+	$(VENV)/bin/llm-desktop --demo
 
 test: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
@@ -23,3 +23,6 @@ lint: setup
 
 bench: setup
 	$(PY) -m bench
+
+screenshots: setup
+	xvfb-run -a -s "-screen 0 1400x900x24" $(PY) scripts/screenshots.py

@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--catalog-models", type=int, default=500)
     parser.add_argument("--output", default="bench/results.json")
+    parser.add_argument("--skip-gui", action="store_true", help="no Qt window measurements")
     args = parser.parse_args(argv)
 
     results: dict = {
@@ -146,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         model.read_bytes()  # same page-cache state for both sides
         results["load_no_mmap"] = bench_load_overhead(model, args.rounds, use_mmap=False)
         results["load_mmap"] = bench_load_overhead(model, args.rounds, use_mmap=True)
+        if not args.skip_gui:
+            from bench.gui import bench_gui
+
+            results["gui"] = bench_gui(model, args.rounds)
         results["catalog"] = bench_catalog(root, args.catalog_models)
         results["large_vocab"] = bench_large_vocab(root)
 
@@ -172,6 +177,24 @@ def print_table(results: dict) -> None:
                 f"ours {load['ours_median_s']:.3f} s, "
                 f"bare Llama {load['bare_llama_median_s']:.3f} s",
                 f"ratio {load['ratio']:.3f}",
+            )
+        )
+    if "gui" in results:
+        gui = results["gui"]
+        rows.append(
+            (
+                "GUI during a load (5 ms heartbeat)",
+                f"longest gap {gui['heartbeat_max_gap_ms_median']:.1f} ms median, "
+                f"{gui['heartbeat_max_gap_ms_worst']:.1f} ms worst",
+                "target < 16 ms",
+            )
+        )
+        rows.append(
+            (
+                "Load click to feedback",
+                f"first event {gui['click_to_first_event_ms_median']:.1f} ms, "
+                f"first painted progress {gui['click_to_first_paint_ms_median']} ms",
+                "target <= 50 ms",
             )
         )
     cat = results["catalog"]

@@ -64,6 +64,18 @@ def main() -> int:
         (models / "damaged.gguf").write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 16)
         settings = QSettings(str(root / "settings.ini"), QSettings.Format.IniFormat)
         engine = Engine(warm_hosts=1)
+        first_run = MainWindow(
+            engine, settings=settings, models_dir=root / "empty", include_known=False
+        )
+        first_run.resize(1180, 760)
+        first_run.show()
+        wait_until(app, lambda: first_run.empty_state.isVisible())
+        settle(app, 2500)
+        first_run.grab().save(str(OUT / "first-run.png"))
+        first_run.bridge.close()
+        first_run.poller.shutdown()
+        first_run.poller = None
+        first_run.hide()
         window = MainWindow(engine, settings=settings, models_dir=models, include_known=False)
         window.resize(1180, 760)
         window.show()

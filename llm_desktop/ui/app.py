@@ -43,7 +43,7 @@ def run(args: argparse.Namespace | None = None) -> int:
 
     engine = Engine(warm_hosts=1)
     try:
-        window = MainWindow(engine)
+        window = MainWindow(engine, demo_if_empty=bool(getattr(args, "demo", False)))
         window.show()
         return app.exec()
     finally:

@@ -109,6 +109,7 @@ class MainWindow(QMainWindow):
         models_dir: Path | None = None,
         include_known: bool = True,
         poll_hardware: bool = True,
+        demo_if_empty: bool = False,
     ):
         super().__init__()
         self.engine = engine
@@ -116,6 +117,7 @@ class MainWindow(QMainWindow):
         self.models_dir = models_dir or catalog.default_models_dir()
         self.include_known = include_known
         self.cards: dict[str, ModelCard] = {}
+        self._demo_if_empty = demo_if_empty
         self._host_pids: dict[str, int] = {}
         self._generation: Job | None = None
         self.setWindowTitle("llm-desktop")
@@ -199,6 +201,8 @@ class MainWindow(QMainWindow):
         )
         text.setWordWrap(True)
         text.setObjectName("muted")
+        text.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        text.setMaximumWidth(520)
         self.demo_button = QPushButton("Create demo model")
         self.demo_button.setObjectName("primaryButton")
         self.demo_button.setAccessibleName("Create a demo model")
@@ -215,7 +219,8 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(panel)
         layout.addStretch(1)
         layout.addWidget(title, 0, Qt.AlignmentFlag.AlignHCenter)
-        layout.addWidget(text)
+        layout.addWidget(text, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addSpacing(8)
         layout.addLayout(buttons)
         layout.addStretch(2)
         panel.setVisible(False)
@@ -280,6 +285,9 @@ class MainWindow(QMainWindow):
                 ModelState.CANCELLED,
             ):
                 self.cards.pop(model_id).deleteLater()
+        if not self.cards and self._demo_if_empty:
+            self._demo_if_empty = False  # once: a person who deletes it is not overruled
+            self.create_demo_model()
         self.empty_state.setVisible(not self.cards)
         self.scroll.setVisible(bool(self.cards))
         count = len(self.cards)
