@@ -9,7 +9,7 @@ the next one. It is True when any of these says so, checked in this order:
    written by `set_reduced_motion()`.
 3. The platform:
 
-   - ``QStyleHints.accessibility().motionPreference()`` (``QAccessibilityHints``, Qt 6.12; skipped on older Qt), which
+   - ``QStyleHints.accessibility().motionPreference()`` (``QAccessibilityHints``, Qt 6.12+), which
      Qt fills from the desktop's own setting where the platform plugin reports one;
    - the widget style's ``SH_Widget_Animation_Duration`` hint: 0 is Qt's own convention for
      "widget animations are off" (`QStyleHints` itself has no duration hint);
@@ -79,9 +79,12 @@ def platform_prefers_reduced_motion() -> bool:
     hints = QGuiApplication.styleHints()  # keep the wrapper alive while its child is used
     accessibility = getattr(hints, "accessibility", None)  # Qt 6.10+
     preference = getattr(Qt, "MotionPreference", None)  # Qt 6.12+
-    if accessibility is not None and preference is not None:
-        if accessibility().motionPreference() == preference.ReducedMotion:
-            return True
+    if (
+        accessibility is not None
+        and preference is not None
+        and accessibility().motionPreference() == preference.ReducedMotion
+    ):
+        return True
     if isinstance(app, QApplication):
         duration = app.style().styleHint(QStyle.StyleHint.SH_Widget_Animation_Duration)
         if duration == 0:
