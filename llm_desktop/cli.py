@@ -67,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.set_defaults(handler=command_load)
 
+    serve = commands.add_parser("serve", help="serve the llm.js page and SSE API (no window)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    serve.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
+    serve.add_argument("--token", default=None, help="API token (default: a random one)")
+    serve.add_argument("--dir", action="append", default=[], metavar="DIR", help="a folder")
+    serve.add_argument("--no-known", action="store_true", help="skip other tools' folders")
+    serve.set_defaults(handler=command_serve)
+
     demo = commands.add_parser("demo-model", help="write a small valid GGUF with random weights")
     demo.add_argument("path")
     demo.add_argument("--size-mb", type=float, default=0.0, help="approximate file size")
@@ -236,6 +244,46 @@ def format_progress(event: ProgressEvent, columns: int = 100) -> str:
     filled = int(width * event.pct / 100)
     bar = "[" + "#" * filled + "." * (width - filled) + "]"
     return (bar + " " + tail)[: max(20, columns - 1)]
+
+
+# -- serve ---------------------------------------------------------------------------------------
+
+
+def command_serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from llm_desktop import catalog
+    from llm_desktop.engine import Engine
+    from llm_desktop.library import ModelLibrary
+    from llm_desktop.server.app import ServerConfig
+    from llm_desktop.server.runner import ServerThread
+
+    config = ServerConfig(hosts=(args.host,))
+    if args.token:
+        config.token = args.token
+    library = ModelLibrary(
+        [Path(d) for d in args.dir] or None,
+        include_known=not args.no_known,
+        cache=catalog.MetadataCache(),
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with Engine(warm_hosts=1) as engine:
+        try:
+            server = ServerThread(engine, library, host=args.host, port=args.port, config=config)
+        except OSError as exc:
+            print(f"llm-desktop serve: cannot listen on {args.host}:{args.port}: {exc}")
+            return EXIT_FAILED
+        server.start()
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"warning: listening on {args.host}, reachable beyond this machine")
+        print(f"llm-desktop serving on {server.base_url}")
+        print(f"open: {server.page_url}", flush=True)
+        stop.wait()
+        server.stop()
+    return 0
 
 
 # -- demo-model --------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""The local SSE server and the llm.js page it serves."""

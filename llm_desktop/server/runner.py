@@ -1,0 +1,87 @@
+"""Run the server: on a background thread inside the app, or in the foreground for `serve`."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+
+import uvicorn
+
+from llm_desktop.engine import Engine
+from llm_desktop.library import ModelLibrary
+from llm_desktop.server.app import LlmServer, ServerConfig, create_app
+
+log = logging.getLogger(__name__)
+
+
+class ServerThread:
+    """The server on its own thread and event loop, bound before `start()` returns."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        library: ModelLibrary,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        config: ServerConfig | None = None,
+    ):
+        self.config = config or ServerConfig(hosts=(host,))
+        if host not in self.config.hosts:
+            self.config.hosts = (*self.config.hosts, host)
+        self.host = host
+        self.app, self.server_state = create_app(engine, library, self.config)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.socket = socket.socket(family, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind((host, port))
+        self.port = self.socket.getsockname()[1]
+        self.config.port_ref[0] = self.port
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                self.app,
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+                timeout_graceful_shutdown=2,
+            )
+        )
+        self._thread: threading.Thread | None = None
+
+    @property
+    def state(self) -> LlmServer:
+        return self.server_state
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def page_url(self) -> str:
+        """The management page, token in the fragment (never sent to the server or logged)."""
+        return f"{self.base_url}/#token={self.config.token}"
+
+    def start(self, timeout: float = 10.0) -> ServerThread:
+        self._thread = threading.Thread(target=self.run, name="llm-server", daemon=True)
+        self._thread.start()
+        waited = threading.Event()
+        for _ in range(int(timeout * 100)):
+            if self._server.started:
+                return self
+            waited.wait(0.01)
+        raise RuntimeError("the local server did not start")
+
+    def run(self) -> None:
+        self._server.run(sockets=[self.socket])
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                self._server.force_exit = True
+                self._thread.join(timeout)
+        self.server_state.close()
+        self.socket.close()
