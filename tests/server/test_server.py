@@ -236,6 +236,7 @@ def raw_request(server: ServerThread, method: str, path: str, headers=None, body
 
 def test_api_needs_the_right_token(served):
     status, headers, body = raw_request(served, "GET", "/api/llm/models")
+    assert headers.get("www-authenticate") == "Bearer"
     assert status == 401 and json.loads(body)["error"]["kind"] == "unauthorized"
     status, _, _ = raw_request(served, "GET", "/api/llm/models", {"Authorization": "Bearer wrong"})
     assert status == 403
