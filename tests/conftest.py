@@ -12,6 +12,11 @@ from llm_desktop.demo import DemoSpec, spec_for_size, write_demo_model
 from llm_desktop.engine import Engine
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if hasattr(os, "geteuid") and os.geteuid() == 0:
+    os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")  # Chromium refuses root otherwise
+os.environ.setdefault("QTWEBENGINE_CHROMIUM_FLAGS", "--disable-gpu")
+# QtWebEngine must be imported before the QApplication exists (pytest-qt makes it later).
+import PySide6.QtWebEngineWidgets  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +43,15 @@ def big_model(model_dir: Path) -> Path:
 
 
 def child_pids() -> set[int]:
-    return {child.pid for child in psutil.Process().children(recursive=True)}
+    """Our children: Qt WebEngine's own helper processes live as long as the QApplication."""
+    pids = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.name() != "QtWebEngineProcess":
+                pids.add(child.pid)
+        except psutil.NoSuchProcess:
+            continue
+    return pids
 
 
 @pytest.fixture

@@ -36,6 +36,8 @@ class ServerThread:
         self.socket = socket.socket(family, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.bind((host, port))
+        # Listening now means a client may connect before uvicorn runs: it waits in the backlog.
+        self.socket.listen(128)
         self.port = self.socket.getsockname()[1]
         self.config.port_ref[0] = self.port
         self._server = uvicorn.Server(
@@ -63,9 +65,11 @@ class ServerThread:
         """The management page, token in the fragment (never sent to the server or logged)."""
         return f"{self.base_url}/#token={self.config.token}"
 
-    def start(self, timeout: float = 10.0) -> ServerThread:
+    def start(self, timeout: float = 10.0, *, wait: bool = True) -> ServerThread:
         self._thread = threading.Thread(target=self.run, name="llm-server", daemon=True)
         self._thread.start()
+        if not wait:
+            return self
         waited = threading.Event()
         for _ in range(int(timeout * 100)):
             if self._server.started:

@@ -9,8 +9,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtCore import QSettings, Qt, QUrl, Signal
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+)
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
@@ -22,6 +29,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -30,10 +38,13 @@ from llm_desktop import __version__, catalog, fit, hardware
 from llm_desktop.demo import spec_for_size, write_demo_model
 from llm_desktop.engine import Engine, LoadOptions
 from llm_desktop.events import ErrorKind, ModelState, ProgressEvent, Stage
+from llm_desktop.library import ModelLibrary
+from llm_desktop.server.runner import ServerThread
 from llm_desktop.ui.hardware_panel import HardwarePanel
 from llm_desktop.ui.model_card import LoadSettings, ModelCard
 from llm_desktop.ui.toast import ToastKind, ToastManager, ToastMessage
 from llm_desktop.ui.try_panel import TryPanel
+from llm_desktop.ui.web_panel import WebPanel
 from llm_desktop.workers.engine_bridge import EngineBridge
 from llm_desktop.workers.hardware_poller import HardwarePoller
 from llm_desktop.workers.jobs import (
@@ -119,6 +130,7 @@ class MainWindow(QMainWindow):
         self.cards: dict[str, ModelCard] = {}
         self._demo_if_empty = demo_if_empty
         self._host_pids: dict[str, int] = {}
+        self.server: ServerThread | None = None
         self._generation: Job | None = None
         self.setWindowTitle("llm-desktop")
         self.setAcceptDrops(True)
@@ -158,11 +170,19 @@ class MainWindow(QMainWindow):
         self.scroll.setAccessibleName("Model library")
 
         self.empty_state = self._build_empty_state()
-        library = QWidget()
-        library_layout = QVBoxLayout(library)
+        library_page = QWidget()
+        library_layout = QVBoxLayout(library_page)
         library_layout.setContentsMargins(0, 0, 0, 0)
         library_layout.addWidget(self.empty_state)
         library_layout.addWidget(self.scroll)
+        self.web_panel = WebPanel(lambda: self.ensure_server().page_url)
+        library = QTabWidget()
+        library.setDocumentMode(True)
+        library.setAccessibleName("Views")
+        library.addTab(library_page, "Library")
+        library.addTab(self.web_panel, "Web panel")
+        library.currentChanged.connect(self._tab_changed)
+        self.tabs = library
 
         self.hardware_panel = HardwarePanel()
         self.try_panel = TryPanel()
@@ -239,6 +259,11 @@ class MainWindow(QMainWindow):
         model_menu = self.menuBar().addMenu("&Model")
         self._action(model_menu, "&Unload all", self.unload_all, QKeySequence("Ctrl+U"))
         view_menu = self.menuBar().addMenu("&View")
+        self._action(view_menu, "&Web panel", self.show_web_panel, QKeySequence("Ctrl+2"))
+        self._action(
+            view_menu, "&Library", lambda: self.tabs.setCurrentIndex(0), QKeySequence("Ctrl+1")
+        )
+        self._action(view_menu, "Open page in &browser", self.open_in_browser)
         self.side_action = self._action(view_menu, "&Side panels", self._toggle_side)
         self.side_action.setCheckable(True)
         self.side_action.setChecked(True)
@@ -495,6 +520,32 @@ class MainWindow(QMainWindow):
                 self.import_model(path)
         event.acceptProposedAction()
 
+    # -- web panel and server --------------------------------------------------------------
+
+    def ensure_server(self) -> ServerThread:
+        """The in-app server, started on first need (binding is instant; it serves at once)."""
+        if self.server is None:
+            library = ModelLibrary(
+                self.library_folders(),
+                include_known=self.include_known,
+                cache=catalog.MetadataCache(),
+            )
+            self.server = ServerThread(self.engine, library).start(wait=False)
+        return self.server
+
+    def show_library(self) -> None:
+        self.tabs.setCurrentIndex(0)
+
+    def show_web_panel(self) -> None:
+        self.tabs.setCurrentWidget(self.web_panel)
+
+    def _tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.web_panel:
+            self.web_panel.open()
+
+    def open_in_browser(self) -> None:
+        QDesktopServices.openUrl(QUrl(self.ensure_server().page_url))
+
     # -- errors, state, shutdown -------------------------------------------------------------
 
     def _job_failed(self, name: str, exc: object) -> None:
@@ -546,5 +597,8 @@ class MainWindow(QMainWindow):
             self.poller = None
         for job in self.jobs.running:
             job.cancel()
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
         self.engine.shutdown()
         self.jobs.shutdown()
