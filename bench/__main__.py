@@ -151,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
             from bench.gui import bench_gui
 
             results["gui"] = bench_gui(model, args.rounds)
+        from bench.sse import bench_sse
+
+        results["sse"] = bench_sse(model)
         results["catalog"] = bench_catalog(root, args.catalog_models)
         results["large_vocab"] = bench_large_vocab(root)
 
@@ -195,6 +198,15 @@ def print_table(results: dict) -> None:
                 f"first event {gui['click_to_first_event_ms_median']:.1f} ms, "
                 f"first painted progress {gui['click_to_first_paint_ms_median']} ms",
                 "target <= 50 ms",
+            )
+        )
+    for key, sse in results.get("sse", {}).items():
+        viewers = key.removeprefix("viewers_")
+        rows.append(
+            (
+                f"SSE latency, {viewers} viewer{'s' if viewers != '1' else ''}",
+                f"p50 {sse['p50_ms']:.1f} ms, p99 {sse['p99_ms']:.1f} ms",
+                f"{sse['events_received']} events",
             )
         )
     cat = results["catalog"]

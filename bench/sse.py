@@ -1,0 +1,90 @@
+"""SSE delivery latency: from the engine stamping an event to a viewer parsing it.
+
+Viewers are real HTTP clients on loopback, subscribed to /api/llm/events while a real load runs.
+Latency per event is the receipt wall-clock time minus the event's `ts` (both on this machine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from llm_desktop.engine import Engine
+from llm_desktop.events import ProgressEvent, Stage
+from llm_desktop.library import ModelLibrary
+from llm_desktop.server.runner import ServerThread
+
+
+async def _viewers(server: ServerThread, model_id: str, count: int, loads: int) -> list[float]:
+    token = server.config.token
+    latencies: list[float] = []
+    ready = asyncio.Event()
+    connected = []
+
+    async def watch(session: httpx.AsyncClient) -> None:
+        async with session.stream("GET", "/api/llm/events", params={"token": token}) as response:
+            kind = None
+            finished = 0
+            async for line in response.aiter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: ") and kind == "snapshot":
+                    connected.append(1)
+                    if len(connected) == count:
+                        ready.set()
+                elif line.startswith("data: ") and kind == "progress":
+                    received = time.time()
+                    event = ProgressEvent.from_json(line[6:])
+                    latencies.append((received - event.ts) * 1000)
+                    if event.stage in (Stage.COMPLETE, Stage.UNLOADED) and event.model == model_id:
+                        finished += 1
+                        if finished == 2 * loads:
+                            return
+
+    limits = httpx.Limits(max_connections=count + 5)
+    timeout = httpx.Timeout(120.0)
+    async with httpx.AsyncClient(
+        base_url=server.base_url, limits=limits, timeout=timeout
+    ) as session:
+        tasks = [asyncio.create_task(watch(session)) for _ in range(count)]
+        await asyncio.wait_for(ready.wait(), 60)
+        headers = {"Authorization": f"Bearer {token}"}
+        for _ in range(loads):
+            await session.post(
+                "/api/llm/load", json={"model": model_id, "use_mmap": False}, headers=headers
+            )
+            await session.post("/api/llm/unload", json={"model": model_id}, headers=headers)
+            await asyncio.sleep(0.3)
+        await asyncio.wait_for(asyncio.gather(*tasks), 120)
+    return latencies
+
+
+def bench_sse(model: Path, viewer_counts=(1, 100), loads: int = 3) -> dict:
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="llm-sse-bench-") as temp:
+        folder = Path(temp)
+        os.symlink(model, folder / model.name)
+        with Engine(warm_hosts=1) as engine:
+            library = ModelLibrary([folder], include_known=False)
+            library.refresh()
+            (entry,) = [item.entry for item in library.models()]
+            server = ServerThread(engine, library).start()
+            try:
+                for count in viewer_counts:
+                    latencies = asyncio.run(_viewers(server, entry.id, count, loads))
+                    quantiles = statistics.quantiles(latencies, n=100, method="inclusive")
+                    results[f"viewers_{count}"] = {
+                        "events_received": len(latencies),
+                        "p50_ms": round(statistics.median(latencies), 2),
+                        "p99_ms": round(quantiles[98], 2),
+                        "max_ms": round(max(latencies), 2),
+                    }
+            finally:
+                server.stop()
+    return results
