@@ -28,6 +28,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+    if args.self_test:
+        from llm_desktop.ui.self_test import run_self_test
+
+        return run_self_test()
     if args.command is None:
         return run_app(args)
     return args.handler(args)
@@ -41,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument(
         "--demo", action="store_true", help="with no models anywhere, create the demo model"
+    )
+    parser.add_argument(
+        "--self-test", action="store_true", help="run the app end to end offscreen; exit 0 if ok"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 

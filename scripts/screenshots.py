@@ -110,6 +110,12 @@ def main() -> int:
         settle(app, 600)
         window.grab().save(str(OUT / "error-toast.png"))
 
+        window.show_web_panel()
+        wait_until(app, lambda: window.web_panel.page is not None)
+        settle(app, 3000)  # the page fetches the library and joins the event stream
+        window.grab().save(str(OUT / "web-panel.png"))
+        window.show_library()
+
         theme.apply_theme(app, "dark")
         settle(app, 300)
         window.grab().save(str(OUT / "dark.png"))

@@ -6,9 +6,11 @@ catalog id only. See `guard.py` for the checks every request passes first.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,17 @@ class LlmServer:
         self.hub = EventHub(engine)
         self.load_limiter = RateLimiter(*config.load_rate)
         self.streams: dict[str, int] = {}
+        self.closing = threading.Event()
+
+    async def next_item(self, subscription) -> Numbered | None:
+        """The next event of a stream, or None once the server is stopping (streams end then,
+        so shutdown never waits on a viewer that keeps its connection open)."""
+        while not self.closing.is_set():
+            try:
+                return await asyncio.wait_for(subscription.get(), 0.25)
+            except TimeoutError:
+                continue
+        return None
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -235,8 +248,7 @@ class LlmServer:
                     yield sse(event)
                     if event.stage in LOAD_TERMINAL:
                         return
-                while True:
-                    item = await subscription.get()
+                while (item := await self.next_item(subscription)) is not None:
                     if item.event.seq <= sent:
                         continue
                     sent = item.event.seq
@@ -266,8 +278,7 @@ class LlmServer:
                 for item in missed:
                     sent = item.number
                     yield sse(item, number=True)
-                while True:
-                    item = await subscription.get()
+                while (item := await self.next_item(subscription)) is not None:
                     if item.number <= sent:
                         continue
                     sent = item.number
@@ -295,10 +306,10 @@ class LlmServer:
             for event in backlog:
                 if event.stage in LOAD_TERMINAL:
                     return JSONResponse(event.to_dict())
-            while True:
-                item = await subscription.get()
+            while (item := await self.next_item(subscription)) is not None:
                 if item.event.stage in LOAD_TERMINAL:
                     return JSONResponse(item.event.to_dict())
+        return error(503, "shutting_down", "The server is stopping")
 
     async def cancel(self, request: Request) -> Response:
         body, refusal = await self._json_body(request)

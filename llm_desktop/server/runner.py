@@ -81,6 +81,7 @@ class ServerThread:
         self._server.run(sockets=[self.socket])
 
     def stop(self, timeout: float = 5.0) -> None:
+        self.server_state.closing.set()
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout)

@@ -597,6 +597,7 @@ class MainWindow(QMainWindow):
             self.poller = None
         for job in self.jobs.running:
             job.cancel()
+        self.web_panel.shutdown()
         if self.server is not None:
             self.server.stop()
             self.server = None

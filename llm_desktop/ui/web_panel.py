@@ -76,6 +76,16 @@ class WebPanel(QWidget):
         self._layout.addWidget(self.view)
         self.view.setUrl(QUrl(self._page_url()))
 
+    def shutdown(self) -> None:
+        """Delete the page before its view and profile: Chromium warns (and may crash at exit)
+        when a profile is released while a page still uses it."""
+        if self.page is not None:
+            self.page.deleteLater()
+            self.page = None
+        if self.view is not None:
+            self.view.deleteLater()
+            self.view = None
+
     def run_js(self, script: str, callback=None) -> None:
         if callback is None:
             self.page.runJavaScript(script)
