@@ -56,12 +56,19 @@ class DemoSpec:
         return self.fixed_parameters() + self.layer_count() * self.layer_parameters()
 
 
+MAX_DEMO_LAYERS = 256  # well under llama.cpp's 512-layer limit
+
+
 def spec_for_size(size_mb: float, **overrides) -> DemoSpec:
     """A spec whose file is about `size_mb` MB: wider layers for bigger files, so the tensor
     count (and so the progress callback's granularity) stays in the hundreds."""
     if size_mb >= 32:
         overrides = {"embedding": 256, "feed_forward": 688, **overrides}
-    return DemoSpec(size_mb=size_mb, **overrides)
+    spec = DemoSpec(size_mb=size_mb, **overrides)
+    while spec.layers is None and spec.layer_count() > MAX_DEMO_LAYERS:
+        width = spec.embedding * 2
+        spec = DemoSpec(**{**spec.__dict__, "embedding": width, "feed_forward": width * 11 // 4})
+    return spec
 
 
 def size_label(parameters: int) -> str:

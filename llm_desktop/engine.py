@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 Subscriber = Callable[[ProgressEvent], None]
 
 DEFAULT_CONTEXT = 4096
+# llama.cpp's LLAMA_MAX_LAYERS: a file with more aborts the engine on a GGML_ASSERT.
+LLAMA_MAX_LAYERS = 512
 HISTORY_LIMIT = 4096
 
 
@@ -447,6 +449,12 @@ class ModelSession:
 
         self.emit(Stage.PARSING, "Reading model metadata")
         infos = [read_gguf(part, tensors=True) for part in parts]
+        layers = infos[0].block_count
+        if layers is not None and layers > LLAMA_MAX_LAYERS:
+            raise ModelError(
+                ErrorKind.UNSUPPORTED_MODEL,
+                f"The model has {layers} layers; llama.cpp supports at most {LLAMA_MAX_LAYERS}",
+            )
         verdict = self._assess(infos[0], ram)
         self._check_cancel()
         if verdict.verdict == "no" and not self.options.force:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -261,3 +263,22 @@ def _running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_more_layers_than_llama_cpp_allows_is_refused_not_crashed(engine, model_dir):
+    """llama.cpp aborts on a GGML_ASSERT past 512 layers; the engine names it first."""
+    path = write_demo_model(model_dir / "deep.gguf", DemoSpec(layers=600, embedding=32, heads=2))
+    events = collect(engine, path)
+    assert events[-1].error.kind is ErrorKind.UNSUPPORTED_MODEL
+    assert "600 layers" in events[-1].error.message
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit (util-linux)")
+def test_a_real_allocation_failure_is_out_of_memory(big_model, no_leaked_processes):
+    """A host whose address space is capped at 400 MB cannot allocate 300 MB of weights."""
+    command = ["prlimit", f"--as={400 * 1024 * 1024}", sys.executable, "-m", "llm_desktop.host"]
+    with Engine(warm_hosts=0, host_command=command) as engine:
+        events = collect(engine, big_model, LoadOptions(use_mmap=False))
+    assert events[-1].error.kind is ErrorKind.OUT_OF_MEMORY
+    assert "Out of memory" in events[-1].error.message
+    assert any("allocate" in line for line in events[-1].error.detail)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 
-from llm_desktop.events import ErrorInfo, ErrorKind
+from llm_desktop.events import ErrorInfo
 from llm_desktop.host import protocol
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,12 @@ def host_command() -> list[str]:
     return [sys.executable, "-m", "llm_desktop.host"]
 
 
+def host_environment() -> dict[str, str]:
+    # ggml answers a failed assertion by running gdb for a backtrace: seconds of delay and a
+    # stderr full of frames instead of the one line that says what failed.
+    return {**os.environ, "GGML_NO_BACKTRACE": "1"}
+
+
 class HostProcess:
     """One model host child process.
 
@@ -52,13 +58,13 @@ class HostProcess:
     def __init__(self, command: list[str] | None = None, env: dict[str, str] | None = None):
         self.inbox: queue.Queue[Any] = queue.Queue()
         self.log_tail: deque[str] = deque(maxlen=40)
-        self.stderr_tail: deque[str] = deque(maxlen=40)
+        self.stderr_tail: deque[str] = deque(maxlen=80)
         self.process = subprocess.Popen(
             command or host_command(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=env,
+            env=env or host_environment(),
             bufsize=0,
         )
         self.pid = self.process.pid
@@ -139,19 +145,7 @@ class HostProcess:
 
     def crash_info(self, returncode: int) -> ErrorInfo:
         """An `engine_crashed` error naming how the host died and its last words."""
-        if returncode < 0:
-            try:
-                how = f"killed by {signal.Signals(-returncode).name}"
-            except ValueError:
-                how = f"killed by signal {-returncode}"
-        else:
-            how = f"exited with status {returncode}"
-        detail = tuple(self.log_tail)[-10:] + tuple(self.stderr_tail)[-10:]
-        last = self.stderr_tail[-1] if self.stderr_tail else ""
-        message = f"The model engine crashed ({how})"
-        if last:
-            message += f": {last}"
-        return ErrorInfo(ErrorKind.ENGINE_CRASHED, message, detail)
+        return protocol.summarize_crash(returncode, self.log_tail, self.stderr_tail)
 
 
 class HostPool:

@@ -50,6 +50,39 @@ _UNKNOWN_ARCH = re.compile(r"unknown model architecture: '([^']*)'")
 _LOAD_ERROR = re.compile(r"error loading model(?: architecture)?: (.+)")
 
 
+_CRASH_CLUES = re.compile(
+    r"GGML_ASSERT|GGML_ABORT|terminate called|what\(\):|Assertion|Segmentation|bad_alloc|error",
+    re.IGNORECASE,
+)
+_SOURCE_PREFIX = re.compile(r"^\S*/vendor/llama\.cpp/")
+
+
+def summarize_crash(
+    returncode: int, log_tail: Iterable[str], stderr_tail: Iterable[str]
+) -> ErrorInfo:
+    """An `engine_crashed` error naming how the host died and the line that says why."""
+    import signal
+
+    if returncode < 0:
+        try:
+            how = f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            how = f"killed by signal {-returncode}"
+    else:
+        how = f"exited with status {returncode}"
+    stderr_lines = [line.strip() for line in stderr_tail if line.strip()]
+    log_lines = [line.strip() for line in log_tail if line.strip()]
+    clues = [line for line in stderr_lines if _CRASH_CLUES.search(line)]
+    reason = clues[-1] if clues else (stderr_lines[-1] if stderr_lines else "")
+    reason = _SOURCE_PREFIX.sub("", reason)
+    message = f"The model engine crashed ({how})"
+    if reason:
+        message += f": {reason}"
+    if "bad_alloc" in reason or "Cannot allocate memory" in reason:
+        return ErrorInfo(ErrorKind.OUT_OF_MEMORY, f"Out of memory - {message}", ())
+    return ErrorInfo(ErrorKind.ENGINE_CRASHED, message, tuple(log_lines[-10:] + stderr_lines[-10:]))
+
+
 def classify_failure(log_lines: Iterable[str]) -> ErrorInfo:
     """Name a failed llama.cpp load from its log."""
     lines = [line.strip() for line in log_lines if line.strip()]
