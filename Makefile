@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export QTWEBENGINE_CHROMIUM_FLAGS ?= --disable-gpu
 
-.PHONY: setup run test lint bench screenshots
+.PHONY: setup run test lint bench screenshots package package-check
 
 setup:
 	@./scripts/setup.sh
@@ -26,3 +26,11 @@ bench: setup
 
 screenshots: setup
 	xvfb-run -a -s "-screen 0 1400x900x24" $(PY) scripts/screenshots.py
+
+# The bundle (build.spec), a portable .tar.gz and a .deb, in dist/.
+package: setup
+	VENV=$(VENV) ./scripts/package.sh
+
+# Build, install the .deb, run the installed self-test, remove it (CI runs this as root).
+package-check: setup
+	VENV=$(VENV) ./scripts/package-check.sh

@@ -25,10 +25,10 @@ from starlette.routing import Route
 from llm_desktop.engine import Engine, LoadOptions
 from llm_desktop.events import ModelState, ProgressEvent, Stage
 from llm_desktop.library import ModelLibrary
+from llm_desktop.resources import resource_path
 from llm_desktop.server.guard import BodyTooLarge, Guard, RateLimiter
 from llm_desktop.server.hub import EventHub, Numbered
 
-WEB_ROOT = Path(__file__).resolve().parent.parent.parent / "resources" / "web"
 # The only files served: a fixed map, so no request path ever reaches the filesystem.
 STATIC_FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -43,13 +43,7 @@ PING_S = 15
 
 
 def web_root() -> Path:
-    """Where the page lives: next to the package from source, or inside a frozen bundle."""
-    import sys
-
-    bundle = getattr(sys, "_MEIPASS", None)
-    if bundle:
-        return Path(bundle) / "resources" / "web"
-    return WEB_ROOT
+    return resource_path("web")
 
 
 @dataclass

@@ -20,8 +20,10 @@ def prepare_environment() -> None:
 
 
 def create_application(argv: list[str] | None = None):
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
+    from llm_desktop.resources import resource_path
     from llm_desktop.ui import theme
 
     app = QApplication.instance() or QApplication(argv or sys.argv[:1])
@@ -29,6 +31,7 @@ def create_application(argv: list[str] | None = None):
     app.setApplicationName("llm-desktop")
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("llm-desktop")
+    app.setWindowIcon(QIcon(str(resource_path("icons", "llm-desktop.png"))))
     theme.apply_theme(app)
     theme.follow_system(app)
     return app
