@@ -61,16 +61,21 @@ class EventHub:
         self._unsubscribe = engine.subscribe(self._receive)
 
     def _receive(self, event: ProgressEvent) -> None:
+        # Numbering and queueing under one lock: two engine threads must not number 50 and 51
+        # and then queue 51 first, or a stream that skips what it has sent would drop 50.
+        # Queueing is `call_soon_threadsafe`, so the lock is held for microseconds.
         with self._lock:
             self._number += 1
             item = Numbered(self._number, event)
             self._recent.append(item)
-            subscriptions = list(self._subscriptions)
-        for subscription in subscriptions:
-            try:
-                subscription.offer(item)
-            except RuntimeError:  # its loop is closed: the stream is gone
-                self._remove(subscription)
+            gone = []
+            for subscription in self._subscriptions:
+                try:
+                    subscription.offer(item)
+                except RuntimeError:  # its loop is closed: the stream is gone
+                    gone.append(subscription)
+            for subscription in gone:
+                self._subscriptions.remove(subscription)
 
     def subscribe(self, model: str | None = None) -> Subscription:
         subscription = Subscription(self, asyncio.get_running_loop(), model)
