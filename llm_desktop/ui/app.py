@@ -47,7 +47,40 @@ def run(args: argparse.Namespace | None = None) -> int:
     engine = Engine(warm_hosts=1)
     try:
         window = MainWindow(engine, demo_if_empty=bool(getattr(args, "demo", False)))
+        probe = os.environ.get("LLM_DESKTOP_STARTUP_PROBE")
+        if probe:
+            _install_startup_probe(app, window, probe)
         window.show()
         return app.exec()
     finally:
         engine.shutdown()
+
+
+def _install_startup_probe(app, window, what: str) -> None:
+    """For the cold-start benchmark: print seconds from process start to the first painted
+    window (`window`) or to the web panel's page loaded (`web`), then quit."""
+    import json
+    import time
+
+    import psutil
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    created = psutil.Process().create_time()
+
+    def report(key: str) -> None:
+        print(json.dumps({key: round(time.time() - created, 3)}), flush=True)
+        QTimer.singleShot(0, window.close)
+
+    class FirstPaint(QObject):
+        def eventFilter(self, watched, event) -> bool:
+            if event.type() == QEvent.Type.Paint and not getattr(self, "seen", False):
+                self.seen = True
+                if what == "web":
+                    window.web_panel.page_ready.connect(lambda ok: report("web_page_loaded_s"))
+                    QTimer.singleShot(0, window.show_web_panel)
+                else:
+                    QTimer.singleShot(0, lambda: report("first_paint_s"))
+            return False
+
+    window._startup_probe = FirstPaint(window)
+    window.installEventFilter(window._startup_probe)
