@@ -6,12 +6,10 @@ machine without an NVIDIA driver, and `GpuMonitor` takes the module as a paramet
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import pytest
 
@@ -25,75 +23,9 @@ from llm_desktop.hardware import (
     read_ram,
     snapshot,
 )
+from tests.helpers.fake_nvml import HAS_NVML_LIBRARY, FakeNvml, FakeNvmlError
 
 GiB = 1024**3
-
-
-def _nvml_library_loads() -> bool:
-    try:
-        ctypes.CDLL("libnvidia-ml.so.1")
-    except OSError:
-        return False
-    return True
-
-
-HAS_NVML_LIBRARY = _nvml_library_loads()
-
-
-class FakeNvmlError(Exception):
-    pass
-
-
-class FakeNvml:
-    """Just the part of the pynvml module that GpuMonitor uses, with per-GPU failures."""
-
-    NVMLError = FakeNvmlError
-    NVML_TEMPERATURE_GPU = 0
-
-    def __init__(self, gpus: list[dict], *, init_error: Exception | None = None):
-        self.gpus = gpus
-        self.init_error = init_error
-        self.init_calls = 0
-        self.shutdown_calls = 0
-
-    def nvmlInit(self) -> None:
-        self.init_calls += 1
-        if self.init_error is not None:
-            raise self.init_error
-
-    def nvmlShutdown(self) -> None:
-        self.shutdown_calls += 1
-
-    def nvmlDeviceGetCount(self) -> int:
-        return len(self.gpus)
-
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> dict:
-        return self.gpus[index]
-
-    def nvmlDeviceGetName(self, handle: dict) -> bytes | str:
-        return handle["name"]
-
-    def nvmlDeviceGetMemoryInfo(self, handle: dict) -> SimpleNamespace:
-        if handle.get("memory_fails"):
-            raise FakeNvmlError("Not Supported")
-        total, used = handle["total"], handle["used"]
-        return SimpleNamespace(total=total, used=used, free=total - used)
-
-    def nvmlDeviceGetUtilizationRates(self, handle: dict) -> SimpleNamespace:
-        if handle.get("utilization") is None:
-            raise FakeNvmlError("Not Supported")
-        return SimpleNamespace(gpu=handle["utilization"], memory=0)
-
-    def nvmlDeviceGetTemperature(self, handle: dict, sensor: int) -> int:
-        assert sensor == self.NVML_TEMPERATURE_GPU
-        if handle.get("temperature") is None:
-            raise FakeNvmlError("Not Supported")
-        return handle["temperature"]
-
-    def nvmlDeviceGetComputeRunningProcesses(self, handle: dict) -> list[SimpleNamespace]:
-        if handle.get("processes") is None:
-            raise FakeNvmlError("Not Supported")
-        return [SimpleNamespace(pid=pid, usedGpuMemory=used) for pid, used in handle["processes"]]
 
 
 def two_gpus() -> list[dict]:

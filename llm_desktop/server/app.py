@@ -305,20 +305,21 @@ class LlmServer:
                     return JSONResponse(item.event.to_dict())
         return error(503, "shutting_down", "The server is stopping")
 
-    async def cancel(self, request: Request) -> Response:
+    async def _body_model(self, request: Request):
+        """The catalog model named by a JSON body's "model", or the refusal to answer."""
         body, refusal = await self._json_body(request)
         if refusal:
-            return refusal
-        model, refusal = await self._model(body.get("model"))
+            return None, refusal
+        return await self._model(body.get("model"))
+
+    async def cancel(self, request: Request) -> Response:
+        model, refusal = await self._body_model(request)
         if refusal:
             return refusal
         return JSONResponse({"cancelled": self.engine.cancel(model.entry.id)})
 
     async def unload(self, request: Request) -> Response:
-        body, refusal = await self._json_body(request)
-        if refusal:
-            return refusal
-        model, refusal = await self._model(body.get("model"))
+        model, refusal = await self._body_model(request)
         if refusal:
             return refusal
         return JSONResponse({"unloading": self.engine.unload(model.entry.id)})

@@ -34,11 +34,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from llm_desktop import __version__, catalog, fit, hardware
+from llm_desktop import __version__, catalog, fit
 from llm_desktop.demo import spec_for_size, write_demo_model
 from llm_desktop.engine import Engine, LoadOptions
 from llm_desktop.events import ErrorKind, ModelState, ProgressEvent, Stage
-from llm_desktop.library import ModelLibrary
+from llm_desktop.library import LibraryModel, ModelLibrary
 from llm_desktop.server.runner import ServerThread
 from llm_desktop.ui.hardware_panel import HardwarePanel
 from llm_desktop.ui.model_card import LoadSettings, ModelCard
@@ -59,22 +59,6 @@ log = logging.getLogger(__name__)
 
 DEMO_MODEL_MB = 64
 DEMO_MODEL_NAME = "llm-desktop-demo.gguf"
-
-
-def scan_library(folders: list[Path], include_known: bool) -> list[tuple]:
-    """Catalog entries with their fit verdicts (runs on a job thread: disk and NVML reads)."""
-    entries = catalog.scan(folders, include_known=include_known, cache=catalog.MetadataCache())
-    snapshot = hardware.snapshot()
-    rows = []
-    for entry in entries:
-        verdict = None
-        if entry.error is None:
-            n_ctx = min(entry.context_length or 4096, 4096)
-            verdict = fit.assess(
-                fit.ModelShape.from_entry(entry), n_ctx, snapshot.ram, snapshot.gpus
-            )
-        rows.append((entry, verdict))
-    return rows
 
 
 class ImportRow(QFrame):
@@ -131,6 +115,10 @@ class MainWindow(QMainWindow):
         self._demo_if_empty = demo_if_empty
         self._host_pids: dict[str, int] = {}
         self.server: ServerThread | None = None
+        # One library for the cards and the in-app server: the same ids, the same scan.
+        self.library = ModelLibrary(
+            None, include_known=include_known, cache=catalog.MetadataCache()
+        )
         self._generation: Job | None = None
         self.setWindowTitle("llm-desktop")
         self.setAcceptDrops(True)
@@ -287,14 +275,15 @@ class MainWindow(QMainWindow):
         return [self.models_dir, *(Path(folder) for folder in extra)]
 
     def refresh_library(self) -> None:
-        folders, known = self.library_folders(), self.include_known
-        job = Job("scan", lambda _context: scan_library(folders, known))
+        self.library.folders = self.library_folders()
+        library = self.library
+        job = Job("scan", lambda _context: library.refresh())
         job.succeeded.connect(self._show_library)
         self.jobs.start(job)
 
-    def _show_library(self, rows: list[tuple]) -> None:
+    def _show_library(self, models: list[LibraryModel]) -> None:
         seen = set()
-        for index, (entry, verdict) in enumerate(rows):
+        for index, (entry, verdict) in enumerate((m.entry, m.verdict) for m in models):
             seen.add(entry.id)
             card = self.cards.get(entry.id)
             if card is None:
@@ -525,12 +514,8 @@ class MainWindow(QMainWindow):
     def ensure_server(self) -> ServerThread:
         """The in-app server, started on first need (binding is instant; it serves at once)."""
         if self.server is None:
-            library = ModelLibrary(
-                self.library_folders(),
-                include_known=self.include_known,
-                cache=catalog.MetadataCache(),
-            )
-            self.server = ServerThread(self.engine, library).start(wait=False)
+            self.library.folders = self.library_folders()
+            self.server = ServerThread(self.engine, self.library).start(wait=False)
         return self.server
 
     def show_library(self) -> None:

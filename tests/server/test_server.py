@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import os
-import shutil
 from pathlib import Path
 
 import httpx
@@ -17,17 +15,14 @@ from llm_desktop.events import ProgressEvent, Stage
 from llm_desktop.library import ModelLibrary
 from llm_desktop.server.app import ServerConfig
 from llm_desktop.server.runner import ServerThread
+from tests.helpers.library import make_library
 
 TIMEOUT = httpx.Timeout(60.0)
 
 
 @pytest.fixture(scope="module")
 def library_dir(tmp_path_factory, tiny_model, big_model) -> Path:
-    folder = tmp_path_factory.mktemp("served")
-    shutil.copyfile(tiny_model, folder / "tiny.gguf")
-    os.symlink(big_model, folder / "big.gguf")
-    (folder / "broken.gguf").write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 16)
-    return folder
+    return make_library(tmp_path_factory.mktemp("served"), tiny_model, big_model)
 
 
 def start_server(library_dir: Path, **config) -> tuple[ServerThread, Engine]:

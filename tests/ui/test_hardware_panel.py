@@ -8,11 +8,9 @@ so every wait here is on something delivered to the main thread.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import pytest
 from PySide6.QtCore import QObject, QThread, Slot
@@ -34,64 +32,10 @@ from llm_desktop.workers.hardware_poller import (
     ModelMemory,
     read_report,
 )
+from tests.helpers.fake_nvml import HAS_NVML_LIBRARY, FakeNvml
 
 GB = 1000**3
 WAIT_MS = 5000
-
-
-def _nvml_library_loads() -> bool:
-    try:
-        ctypes.CDLL("libnvidia-ml.so.1")
-    except OSError:
-        return False
-    return True
-
-
-HAS_NVML_LIBRARY = _nvml_library_loads()
-
-
-class FakeNvmlError(Exception):
-    pass
-
-
-class FakeNvml:
-    """The part of the pynvml API that GpuMonitor calls, answering for made-up GPUs."""
-
-    NVMLError = FakeNvmlError
-    NVML_TEMPERATURE_GPU = 0
-
-    def __init__(self, gpus: list[dict]):
-        self.gpus = gpus
-
-    def nvmlInit(self) -> None:
-        pass
-
-    def nvmlShutdown(self) -> None:
-        pass
-
-    def nvmlDeviceGetCount(self) -> int:
-        return len(self.gpus)
-
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> dict:
-        return self.gpus[index]
-
-    def nvmlDeviceGetName(self, handle: dict) -> str:
-        return handle["name"]
-
-    def nvmlDeviceGetMemoryInfo(self, handle: dict) -> SimpleNamespace:
-        total, used = handle["total"], handle["used"]
-        return SimpleNamespace(total=total, used=used, free=total - used)
-
-    def nvmlDeviceGetUtilizationRates(self, handle: dict) -> SimpleNamespace:
-        return SimpleNamespace(gpu=handle["utilization"], memory=0)
-
-    def nvmlDeviceGetTemperature(self, handle: dict, sensor: int) -> int:
-        if handle.get("temperature") is None:
-            raise FakeNvmlError("Not Supported")
-        return handle["temperature"]
-
-    def nvmlDeviceGetComputeRunningProcesses(self, handle: dict) -> list[SimpleNamespace]:
-        return [SimpleNamespace(pid=pid, usedGpuMemory=used) for pid, used in handle["processes"]]
 
 
 def fake_gpus(model_pid: int = 4242) -> list[dict]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -23,18 +21,14 @@ from llm_desktop.engine import Engine
 from llm_desktop.events import ModelState, Stage
 from llm_desktop.ui.main_window import MainWindow
 from llm_desktop.ui.model_card import LoadSettings, ModelCard
+from tests.helpers.library import make_library
 
 WAIT_MS = 60_000
 
 
 @pytest.fixture
 def library(tmp_path: Path, tiny_model: Path, big_model: Path) -> Path:
-    folder = tmp_path / "models"
-    folder.mkdir()
-    shutil.copyfile(tiny_model, folder / "tiny.gguf")
-    os.symlink(big_model, folder / "big.gguf")
-    (folder / "broken.gguf").write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 8)
-    return folder
+    return make_library(tmp_path / "models", tiny_model, big_model)
 
 
 def make_window(qtbot, folder: Path, tmp_path: Path) -> MainWindow:

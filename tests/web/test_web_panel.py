@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,18 +16,14 @@ from PySide6.QtCore import QSettings, Qt
 from llm_desktop.engine import Engine
 from llm_desktop.events import ModelState
 from llm_desktop.ui.main_window import MainWindow
+from tests.helpers.library import make_library
 
 WAIT_MS = 60_000
 
 
 @pytest.fixture
 def library(tmp_path: Path, tiny_model: Path, big_model: Path) -> Path:
-    folder = tmp_path / "models"
-    folder.mkdir()
-    shutil.copyfile(tiny_model, folder / "tiny.gguf")
-    os.symlink(big_model, folder / "big.gguf")
-    (folder / "broken.gguf").write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 16)
-    return folder
+    return make_library(tmp_path / "models", tiny_model, big_model)
 
 
 @pytest.fixture
