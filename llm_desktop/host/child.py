@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import os
 import queue
 import sys
@@ -159,14 +160,10 @@ class ModelHost:
         llama_module.llama_cpp.llama_model_default_params = params_with_progress
         mark = self.log.mark()
         try:
-            self.llm = llama_module.Llama(
-                model_path=command["path"],
-                n_ctx=int(command.get("n_ctx") or 2048),
-                n_gpu_layers=int(command.get("n_gpu_layers") or 0),
-                use_mmap=bool(command.get("use_mmap", True)),
-                n_threads=command.get("n_threads"),
-                verbose=True,
-            )
+            # verbose=True keeps native stderr open (an abort's last words reach the app), but
+            # its Python-level prints (the whole metadata dict, chat templates) go nowhere.
+            with contextlib.redirect_stderr(io.StringIO()):
+                self.llm = self._construct(llama_module, command)
         except Exception as exc:
             if self.cancel.is_set():
                 self.channel.send({"t": "cancelled"})
@@ -198,6 +195,17 @@ class ModelHost:
             }
         )
         return True
+
+    @staticmethod
+    def _construct(llama_module: Any, command: dict[str, Any]) -> Any:
+        return llama_module.Llama(
+            model_path=command["path"],
+            n_ctx=int(command.get("n_ctx") or 2048),
+            n_gpu_layers=int(command.get("n_gpu_layers") or 0),
+            use_mmap=bool(command.get("use_mmap", True)),
+            n_threads=command.get("n_threads"),
+            verbose=True,
+        )
 
     def generate(self, command: dict[str, Any]) -> None:
         self.stop_generation.clear()
