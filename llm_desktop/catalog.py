@@ -157,6 +157,17 @@ def _path_key(real_path: str) -> str:
     return os.path.normcase(real_path)
 
 
+def split_parts(first: Path) -> list[Path]:
+    """All files of a `name-00001-of-0000N.gguf` model (just `first` for a single file)."""
+    split = _SPLIT_NAME.match(first.name)
+    if split is None:
+        return [first]
+    base, count, ext = split["base"], int(split["count"]), split["ext"]
+    return [
+        first.with_name(f"{base}-{index:05d}-of-{count:05d}{ext}") for index in range(1, count + 1)
+    ]
+
+
 def default_models_dir() -> Path:
     """The app's own models folder; `LLM_DESKTOP_MODELS_DIR` overrides it."""
     override = os.environ.get(MODELS_DIR_ENV)

@@ -103,20 +103,17 @@ def run_app(args: argparse.Namespace) -> int:
 
 
 def command_models(args: argparse.Namespace) -> int:
-    from llm_desktop import catalog, fit, hardware
+    from llm_desktop import catalog, fit
+    from llm_desktop.library import ModelLibrary
 
-    dirs = [Path(d) for d in args.dir] or None
-    entries = catalog.scan(dirs, include_known=not args.no_known, cache=catalog.MetadataCache())
-    snapshot = hardware.snapshot()
-    rows = []
-    for entry in entries:
-        verdict = None
-        if entry.error is None:
-            n_ctx = args.n_ctx or min(entry.context_length or 4096, 4096)
-            verdict = fit.assess(
-                fit.ModelShape.from_entry(entry), n_ctx, snapshot.ram, snapshot.gpus
-            )
-        rows.append((entry, verdict))
+    library = ModelLibrary(
+        [Path(d) for d in args.dir] or None,
+        include_known=not args.no_known,
+        cache=catalog.MetadataCache(),
+        n_ctx=args.n_ctx,
+    )
+    rows = [(model.entry, model.verdict) for model in library.refresh()]
+    snapshot = library.hardware
     if args.json:
         document = {
             "hardware": snapshot.to_dict(),

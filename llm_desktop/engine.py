@@ -24,6 +24,7 @@ from typing import Any
 
 from llm_desktop import fit, hardware
 from llm_desktop.catalog import model_id as catalog_model_id
+from llm_desktop.catalog import split_parts
 from llm_desktop.events import (
     ERROR_MESSAGES,
     ErrorInfo,
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 
 Subscriber = Callable[[ProgressEvent], None]
 
-DEFAULT_CONTEXT = 4096
 # llama.cpp's LLAMA_MAX_LAYERS: a file with more aborts the engine on a GGML_ASSERT.
 LLAMA_MAX_LAYERS = 512
 HISTORY_LIMIT = 4096
@@ -49,7 +49,7 @@ HISTORY_LIMIT = 4096
 
 @dataclass(frozen=True)
 class LoadOptions:
-    n_ctx: int | None = None  # None: the model's training context, at most DEFAULT_CONTEXT
+    n_ctx: int | None = None  # None: fit.default_context of the model's training context
     n_gpu_layers: int | None = None  # None: as many as the fit estimate allows
     use_mmap: bool = True
     force: bool = False  # load even when the fit estimate says it cannot fit
@@ -529,9 +529,7 @@ class ModelSession:
             elif kind == "cancelled":
                 raise _Cancelled
             elif kind == "error":
-                raise ModelError(
-                    ErrorKind(message["kind"]), message["message"], tuple(message.get("detail", ()))
-                )
+                raise ModelError.from_info(ErrorInfo.from_dict(message))
 
     def _assess(self, info: GGUFInfo, ram: hardware.RamInfo) -> fit.FitVerdict:
         gpus = self.engine.gpu_monitor.read()
@@ -546,7 +544,7 @@ class ModelSession:
     def _context_length(self, info: GGUFInfo) -> int:
         if self.options.n_ctx:
             return self.options.n_ctx
-        return min(info.context_length or DEFAULT_CONTEXT, DEFAULT_CONTEXT)
+        return fit.default_context(info.context_length)
 
     def _await(self, kind: str, timeout: float) -> dict[str, Any]:
         while True:
@@ -570,7 +568,7 @@ class ModelSession:
             if isinstance(item, HostMessage):
                 return item.data
             if isinstance(item, HostExited):
-                raise ModelError(*_crash_fields(self.host.crash_info(item.returncode)))
+                raise ModelError.from_info(self.host.crash_info(item.returncode))
             if isinstance(item, _Api) and item.action in ("cancel", "shutdown"):
                 self._cancel_in_host()
 
@@ -642,10 +640,6 @@ class ModelSession:
         self.emit(Stage.UNLOADED, f"Unloaded; freed {freed}", memory_bytes=rss)
 
 
-def _crash_fields(info: ErrorInfo) -> tuple[ErrorKind, str, tuple[str, ...]]:
-    return info.kind, info.message, info.detail
-
-
 def preflight(path: str) -> list[Path]:
     """Check the model file(s) before anything reads them; the parts of a split model."""
     location = Path(path)
@@ -693,21 +687,3 @@ def preflight(path: str) -> list[Path]:
                 ErrorKind.INVALID_MODEL, f"Not a valid GGUF model: {part} is a directory"
             ) from None
     return parts
-
-
-def split_parts(first: Path) -> list[Path]:
-    """All files of a `name-00001-of-0000N.gguf` model (just `first` for a single file)."""
-    stem = first.name
-    marker = stem.rfind("-of-")
-    if marker < 6 or not stem.lower().endswith(".gguf"):
-        return [first]
-    count_text = stem[marker + 4 : -5]
-    index_text = stem[marker - 5 : marker]
-    if not (count_text.isdigit() and index_text.isdigit() and stem[marker - 6] == "-"):
-        return [first]
-    prefix = stem[: marker - 6]
-    count = int(count_text)
-    return [
-        first.with_name(f"{prefix}-{index:05d}-of-{count_text}.gguf")
-        for index in range(1, count + 1)
-    ]

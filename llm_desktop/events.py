@@ -112,6 +112,10 @@ class ModelError(Exception):
         super().__init__(message)
         self.info = ErrorInfo(kind, message, tuple(detail))
 
+    @classmethod
+    def from_info(cls, info: ErrorInfo) -> ModelError:
+        return cls(info.kind, info.message, info.detail)
+
     @property
     def kind(self) -> ErrorKind:
         return self.info.kind

@@ -42,6 +42,14 @@ RAM_MARGIN_FRACTION = 0.10  # of the available memory
 
 # What llama.cpp does with n_ctx=0 when the model states no training context.
 FALLBACK_CONTEXT = 4096
+# The context a load gets unless the person chose one: the model's own, at most this. A 128k
+# training context would otherwise reserve gigabytes of KV cache nobody asked for.
+DEFAULT_LOAD_CONTEXT = 4096
+
+
+def default_context(context_length: int | None) -> int:
+    return min(context_length or DEFAULT_LOAD_CONTEXT, DEFAULT_LOAD_CONTEXT)
+
 
 Verdict = Literal["gpu", "partial", "cpu", "no"]
 

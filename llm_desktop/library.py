@@ -33,9 +33,11 @@ class ModelLibrary:
         include_known: bool = True,
         cache: catalog.MetadataCache | None = None,
         gpu_monitor: hardware.GpuMonitor | None = None,
+        n_ctx: int | None = None,
     ):
         self.folders = [Path(folder) for folder in folders] if folders else None
         self.include_known = include_known
+        self.n_ctx = n_ctx  # the context fit verdicts assume; None: each model's default
         self.cache = cache
         self.gpu_monitor = gpu_monitor or hardware.GpuMonitor()
         self._models: dict[str, LibraryModel] = {}
@@ -52,7 +54,7 @@ class ModelLibrary:
             for entry in entries:
                 verdict = None
                 if entry.error is None:
-                    n_ctx = min(entry.context_length or 4096, 4096)
+                    n_ctx = self.n_ctx or fit.default_context(entry.context_length)
                     verdict = fit.assess(
                         fit.ModelShape.from_entry(entry), n_ctx, snapshot.ram, snapshot.gpus
                     )

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llm_desktop.events import ErrorInfo, ModelState, ProgressEvent, Stage
+from llm_desktop.events import (
+    GPU_OOM_MESSAGE,
+    ErrorInfo,
+    ErrorKind,
+    ModelState,
+    ProgressEvent,
+    Stage,
+)
 from llm_desktop.fit import format_bytes
 
 STAGE_LABELS: dict[Stage, str] = {
@@ -92,6 +99,21 @@ def card_view(event: ProgressEvent | None, name: str = "model") -> CardView:
         error=event.error if state is ModelState.FAILED else None,
         announcement=announcement(event, name),
     )
+
+
+RETRY = "Retry"
+RETRY_FEWER_GPU_LAYERS = "Retry with fewer GPU layers"
+RETRY_SMALLER_CONTEXT = "Retry with a smaller context"
+
+
+def retry_advice(error: ErrorInfo | None) -> str:
+    """The retry a failure calls for: out of GPU memory offloads less, out of RAM asks for a
+    smaller KV cache, anything else tries the same again."""
+    if error is not None and error.kind is ErrorKind.OUT_OF_MEMORY:
+        if error.message == GPU_OOM_MESSAGE:
+            return RETRY_FEWER_GPU_LAYERS
+        return RETRY_SMALLER_CONTEXT
+    return RETRY
 
 
 def detail_line(event: ProgressEvent) -> str:

@@ -61,3 +61,21 @@ def test_eta_wording():
     assert format_eta(0.2) == "under a second"
     assert format_eta(12.4) == "12 s"
     assert format_eta(125) == "2 min 05 s"
+
+
+def test_retry_advice_follows_the_failure():
+    from llm_desktop.events import GPU_OOM_MESSAGE
+    from llm_desktop.presenter import (
+        RETRY,
+        RETRY_FEWER_GPU_LAYERS,
+        RETRY_SMALLER_CONTEXT,
+        retry_advice,
+    )
+
+    assert (
+        retry_advice(ErrorInfo(ErrorKind.OUT_OF_MEMORY, GPU_OOM_MESSAGE)) == RETRY_FEWER_GPU_LAYERS
+    )
+    ram = ErrorInfo(ErrorKind.OUT_OF_MEMORY, "Out of memory - Model too large for available RAM")
+    assert retry_advice(ram) == RETRY_SMALLER_CONTEXT
+    assert retry_advice(ErrorInfo(ErrorKind.INVALID_MODEL, "Not a valid GGUF model: x")) == RETRY
+    assert retry_advice(None) == RETRY

@@ -37,8 +37,9 @@ from PySide6.QtWidgets import (
 from llm_desktop import __version__, catalog, fit
 from llm_desktop.demo import spec_for_size, write_demo_model
 from llm_desktop.engine import Engine, LoadOptions
-from llm_desktop.events import ErrorKind, ModelState, ProgressEvent, Stage
+from llm_desktop.events import ModelState, ProgressEvent, Stage
 from llm_desktop.library import LibraryModel, ModelLibrary
+from llm_desktop.presenter import RETRY_FEWER_GPU_LAYERS, RETRY_SMALLER_CONTEXT, retry_advice
 from llm_desktop.server.runner import ServerThread
 from llm_desktop.ui.hardware_panel import HardwarePanel
 from llm_desktop.ui.model_card import LoadSettings, ModelCard
@@ -362,7 +363,7 @@ class MainWindow(QMainWindow):
                     event.error.message,
                     key=key,
                     title=f"{name} failed to load" if event.op == "load" else name,
-                    action_text=self._retry_label(event),
+                    action_text=retry_advice(event.error),
                 )
             )
         elif event.stage is Stage.CANCELLED:
@@ -371,14 +372,6 @@ class MainWindow(QMainWindow):
             self.toasts.show(ToastMessage(ToastKind.INFO, f"{name}: {event.message}", key=key))
         if event.is_terminal or event.stage is Stage.UNLOADING:
             self._loaded_models_changed()
-
-    @staticmethod
-    def _retry_label(event: ProgressEvent) -> str:
-        if event.error and event.error.kind is ErrorKind.OUT_OF_MEMORY:
-            if "GPU" in event.error.message:
-                return "Retry with fewer GPU layers"
-            return "Retry with a smaller context"
-        return "Retry"
 
     def _toast_action(self, key: str) -> None:
         if not key.startswith("load:"):
@@ -389,12 +382,12 @@ class MainWindow(QMainWindow):
         if card is None or last is None or last.stage is not Stage.FAILED:
             return
         settings = card.settings()
-        label = self._retry_label(last)
-        if label == "Retry with fewer GPU layers":
+        advice = retry_advice(last.error)
+        if advice == RETRY_FEWER_GPU_LAYERS:
             layers = card.verdict.gpu_layers if card.verdict else settings.gpu_layers
             settings = LoadSettings(settings.n_ctx, max(0, layers // 2), settings.use_mmap)
-        elif label == "Retry with a smaller context":
-            n_ctx = settings.n_ctx or min(card.entry.context_length or 4096, 4096)
+        elif advice == RETRY_SMALLER_CONTEXT:
+            n_ctx = settings.n_ctx or fit.default_context(card.entry.context_length)
             settings = LoadSettings(max(256, n_ctx // 2), settings.gpu_layers, settings.use_mmap)
         card.set_settings(settings)
         self._save_settings(model_id, settings)
