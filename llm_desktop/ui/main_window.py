@@ -41,6 +41,7 @@ from llm_desktop.events import ModelState, ProgressEvent, Stage
 from llm_desktop.library import LibraryModel, ModelLibrary
 from llm_desktop.presenter import RETRY_FEWER_GPU_LAYERS, RETRY_SMALLER_CONTEXT, retry_advice
 from llm_desktop.server.runner import ServerThread
+from llm_desktop.ui import theme
 from llm_desktop.ui.hardware_panel import HardwarePanel
 from llm_desktop.ui.model_card import LoadSettings, ModelCard
 from llm_desktop.ui.toast import ToastKind, ToastManager, ToastMessage
@@ -164,7 +165,7 @@ class MainWindow(QMainWindow):
         library_layout.setContentsMargins(0, 0, 0, 0)
         library_layout.addWidget(self.empty_state)
         library_layout.addWidget(self.scroll)
-        self.web_panel = WebPanel(lambda: self.ensure_server().page_url)
+        self.web_panel = WebPanel(self._web_page_url)
         library = QTabWidget()
         library.setDocumentMode(True)
         library.setAccessibleName("Views")
@@ -510,6 +511,15 @@ class MainWindow(QMainWindow):
             self.library.folders = self.library_folders()
             self.server = ServerThread(self.engine, self.library).start(wait=False)
         return self.server
+
+    def _web_page_url(self) -> str:
+        """The page in the app's own light or dark look (the page's `#theme=` override), so
+        the panel matches the window rather than whatever Chromium guesses."""
+        scheme = theme.applied_scheme()
+        url = self.ensure_server().page_url
+        if scheme is None:
+            return url
+        return f"{url}&theme={'dark' if scheme in ('dark', 'high-contrast') else 'light'}"
 
     def show_library(self) -> None:
         self.tabs.setCurrentIndex(0)
