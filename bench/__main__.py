@@ -17,11 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from llm_desktop import catalog
-from llm_desktop.demo import DemoSpec, spec_for_size, write_demo_model
-from llm_desktop.engine import Engine, LoadOptions
-from llm_desktop.events import Stage
-from llm_desktop.gguf_header import read_gguf
+from llm_desktop.core import catalog
+from llm_desktop.core.demo import DemoSpec, spec_for_size, write_demo_model
+from llm_desktop.core.engine import Engine, LoadOptions
+from llm_desktop.core.events import Stage
+from llm_desktop.core.gguf_header import read_gguf
 
 
 def bench_load_overhead(model: Path, rounds: int, use_mmap: bool) -> dict:

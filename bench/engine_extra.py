@@ -14,8 +14,8 @@ from pathlib import Path
 
 import psutil
 
-from llm_desktop.engine import Engine, LoadOptions
-from llm_desktop.events import Stage
+from llm_desktop.core.engine import Engine, LoadOptions
+from llm_desktop.core.events import Stage
 
 
 def _wait_warm(engine: Engine, timeout: float = 30.0) -> None:

@@ -21,8 +21,8 @@ import itertools
 from PySide6.QtCore import QElapsedTimer, QEvent, QObject, QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
-from llm_desktop.engine import Engine
-from llm_desktop.events import ModelState, Stage
+from llm_desktop.core.engine import Engine
+from llm_desktop.core.events import ModelState, Stage
 from llm_desktop.ui.app import create_application, prepare_environment
 from llm_desktop.ui.main_window import MainWindow
 from llm_desktop.ui.model_card import LoadSettings

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import httpx
 
-from llm_desktop.engine import Engine
-from llm_desktop.events import ProgressEvent, Stage
-from llm_desktop.library import ModelLibrary
+from llm_desktop.core.engine import Engine
+from llm_desktop.core.events import ProgressEvent, Stage
+from llm_desktop.core.library import ModelLibrary
 from llm_desktop.server.runner import ServerThread
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from llm_desktop import __version__
-from llm_desktop.events import ProgressEvent, Stage
+from llm_desktop.core.events import ProgressEvent, Stage
 
 EXIT_FAILED = 1
 EXIT_CANCELLED = 130
@@ -22,7 +22,7 @@ EXIT_CANCELLED = 130
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--model-host"]:  # the frozen app starts its hosts as itself
-        from llm_desktop.host.child import main as host_main
+        from llm_desktop.core.host.child import main as host_main
 
         return host_main()
     parser = build_parser()
@@ -103,8 +103,8 @@ def run_app(args: argparse.Namespace) -> int:
 
 
 def command_models(args: argparse.Namespace) -> int:
-    from llm_desktop import catalog, fit
-    from llm_desktop.library import ModelLibrary
+    from llm_desktop.core import catalog, fit
+    from llm_desktop.core.library import ModelLibrary
 
     library = ModelLibrary(
         [Path(d) for d in args.dir] or None,
@@ -152,7 +152,7 @@ def command_models(args: argparse.Namespace) -> int:
 
 
 def command_load(args: argparse.Namespace) -> int:
-    from llm_desktop.engine import Engine, LoadOptions
+    from llm_desktop.core.engine import Engine, LoadOptions
 
     if args.prompt and args.json:
         print("llm-desktop load: --prompt cannot be combined with --json", file=sys.stderr)
@@ -234,7 +234,7 @@ class TerminalRenderer:
 
 
 def format_progress(event: ProgressEvent, columns: int = 100) -> str:
-    from llm_desktop.fit import format_bytes
+    from llm_desktop.core.fit import format_bytes
 
     parts = [f"{event.stage.value:<12}", f"{event.pct:5.1f}%"]
     if event.bytes_total and event.stage is Stage.LOADING:
@@ -257,9 +257,9 @@ def command_serve(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from llm_desktop import catalog
-    from llm_desktop.engine import Engine
-    from llm_desktop.library import ModelLibrary
+    from llm_desktop.core import catalog
+    from llm_desktop.core.engine import Engine
+    from llm_desktop.core.library import ModelLibrary
     from llm_desktop.server.app import ServerConfig
     from llm_desktop.server.runner import ServerThread
 
@@ -294,7 +294,7 @@ def command_serve(args: argparse.Namespace) -> int:
 
 
 def command_demo_model(args: argparse.Namespace) -> int:
-    from llm_desktop.demo import spec_for_size, write_demo_model
+    from llm_desktop.core.demo import spec_for_size, write_demo_model
 
     overrides = {"vocab": args.vocab} if args.vocab else {}
     path = write_demo_model(os.path.expanduser(args.path), spec_for_size(args.size_mb, **overrides))

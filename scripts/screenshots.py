@@ -15,9 +15,9 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
-from llm_desktop.demo import DemoSpec, spec_for_size, write_demo_model
-from llm_desktop.engine import Engine
-from llm_desktop.events import ModelState, Stage
+from llm_desktop.core.demo import DemoSpec, spec_for_size, write_demo_model
+from llm_desktop.core.engine import Engine
+from llm_desktop.core.events import ModelState, Stage
 from llm_desktop.ui import theme
 from llm_desktop.ui.app import create_application, prepare_environment
 from llm_desktop.ui.main_window import MainWindow

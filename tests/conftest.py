@@ -8,8 +8,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from llm_desktop.demo import DemoSpec, spec_for_size, write_demo_model
-from llm_desktop.engine import Engine
+from llm_desktop.core.demo import DemoSpec, spec_for_size, write_demo_model
+from llm_desktop.core.engine import Engine
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 if hasattr(os, "geteuid") and os.geteuid() == 0:

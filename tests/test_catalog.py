@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from llm_desktop import catalog
-from llm_desktop.catalog import MetadataCache, ModelEntry, known_locations, model_id, scan
-from llm_desktop.demo import DemoSpec, size_label, write_demo_model
-from llm_desktop.gguf_header import read_gguf
+from llm_desktop.core import catalog
+from llm_desktop.core.catalog import MetadataCache, ModelEntry, known_locations, model_id, scan
+from llm_desktop.core.demo import DemoSpec, size_label, write_demo_model
+from llm_desktop.core.gguf_header import read_gguf
 
 ID_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*-[0-9a-f]{10}$")
 LOCATION_ENV = (

@@ -11,8 +11,8 @@ import sys
 import time
 
 from llm_desktop.cli import format_progress
-from llm_desktop.engine import preflight
-from llm_desktop.events import ErrorKind, ModelError, ProgressEvent, Stage
+from llm_desktop.core.engine import preflight
+from llm_desktop.core.events import ErrorKind, ModelError, ProgressEvent, Stage
 
 CLI = [sys.executable, "-m", "llm_desktop.cli"]
 

@@ -12,8 +12,8 @@ import signal
 
 import pytest
 
-from llm_desktop.engine import Engine, LoadOptions
-from llm_desktop.events import ErrorKind, Stage
+from llm_desktop.core.engine import Engine, LoadOptions
+from llm_desktop.core.events import ErrorKind, Stage
 from tests.helpers.corpus import CORPUS_SIZE, build_corpus, build_filesystem_cases
 from tests.test_engine import collect
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from llm_desktop.demo import DemoSpec, write_demo_model
-from llm_desktop.engine import Engine, LoadOptions, split_parts
-from llm_desktop.events import ErrorKind, ModelState, ProgressEvent, Stage
-from llm_desktop.gguf_header import read_gguf
+from llm_desktop.core.demo import DemoSpec, write_demo_model
+from llm_desktop.core.engine import Engine, LoadOptions, split_parts
+from llm_desktop.core.events import ErrorKind, ModelState, ProgressEvent, Stage
+from llm_desktop.core.gguf_header import read_gguf
 
 LOAD_ORDER = [
     Stage.CONNECTING,
@@ -276,7 +276,7 @@ def test_more_layers_than_llama_cpp_allows_is_refused_not_crashed(engine, model_
 @pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit (util-linux)")
 def test_a_real_allocation_failure_is_out_of_memory(big_model, no_leaked_processes):
     """A host whose address space is capped at 400 MB cannot allocate 300 MB of weights."""
-    command = ["prlimit", f"--as={400 * 1024 * 1024}", sys.executable, "-m", "llm_desktop.host"]
+    command = ["prlimit", f"--as={400 * 1024 * 1024}", sys.executable, "-m", "llm_desktop.core.host"]
     with Engine(warm_hosts=0, host_command=command) as engine:
         events = collect(engine, big_model, LoadOptions(use_mmap=False))
     assert events[-1].error.kind is ErrorKind.OUT_OF_MEMORY

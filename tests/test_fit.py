@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from llm_desktop.demo import DemoSpec, write_demo_model
-from llm_desktop.fit import (
+from llm_desktop.core.demo import DemoSpec, write_demo_model
+from llm_desktop.core.fit import (
     COMPUTE_OVERHEAD,
     MiB,
     ModelShape,
@@ -17,8 +17,8 @@ from llm_desktop.fit import (
     usable_ram,
     usable_vram,
 )
-from llm_desktop.gguf_header import read_gguf
-from llm_desktop.hardware import GpuInfo, RamInfo
+from llm_desktop.core.gguf_header import read_gguf
+from llm_desktop.core.hardware import GpuInfo, RamInfo
 
 GiB = 1024**3
 GB = 1000**3

@@ -14,9 +14,9 @@ from gguf import GGUFReader
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llm_desktop.demo import DemoSpec, write_demo_model
-from llm_desktop.events import ErrorKind, ModelError
-from llm_desktop.gguf_header import VOCAB_ARRAY, read_gguf
+from llm_desktop.core.demo import DemoSpec, write_demo_model
+from llm_desktop.core.events import ErrorKind, ModelError
+from llm_desktop.core.gguf_header import VOCAB_ARRAY, read_gguf
 from tests.helpers.corpus import (
     CATEGORY_COUNTS,
     CORPUS_SIZE,

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from llm_desktop.hardware import (
+from llm_desktop.core.hardware import (
     NO_GPU_STATUS,
     GpuInfo,
     GpuMonitor,
@@ -54,7 +54,7 @@ def two_gpus() -> list[dict]:
 
 @pytest.mark.skipif(HAS_NVML_LIBRARY, reason="an NVIDIA driver is installed here")
 def test_real_nvml_without_driver_reports_no_gpu_quietly(caplog):
-    caplog.set_level(logging.DEBUG, logger="llm_desktop.hardware")
+    caplog.set_level(logging.DEBUG, logger="llm_desktop.core.hardware")
     monitor = GpuMonitor()
     assert monitor.read() == ()
     assert monitor.read() == ()
@@ -94,7 +94,7 @@ def test_real_snapshot_without_monitor():
 
 def test_importing_hardware_starts_no_nvml_and_no_qt():
     code = (
-        "import sys, llm_desktop.hardware, llm_desktop.fit; "
+        "import sys, llm_desktop.core.hardware, llm_desktop.core.fit; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pynvml', 'PySide6')))"
     )
     output = subprocess.run(
@@ -154,7 +154,7 @@ def test_driver_without_gpus_reports_none():
 
 
 def test_init_failure_reports_no_gpu_once_without_raising(caplog):
-    caplog.set_level(logging.DEBUG, logger="llm_desktop.hardware")
+    caplog.set_level(logging.DEBUG, logger="llm_desktop.core.hardware")
     nvml = FakeNvml(two_gpus(), init_error=FakeNvmlError("Driver Not Loaded"))
     monitor = GpuMonitor(nvml=nvml)
     for _ in range(3):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from llm_desktop.events import ErrorInfo, ErrorKind, ModelState, ProgressEvent, Stage
-from llm_desktop.presenter import card_view, format_eta
+from llm_desktop.core.events import ErrorInfo, ErrorKind, ModelState, ProgressEvent, Stage
+from llm_desktop.core.presenter import card_view, format_eta
 
 
 def event(stage: Stage, pct: float = 0.0, **fields) -> ProgressEvent:
@@ -64,8 +64,8 @@ def test_eta_wording():
 
 
 def test_retry_advice_follows_the_failure():
-    from llm_desktop.events import GPU_OOM_MESSAGE
-    from llm_desktop.presenter import (
+    from llm_desktop.core.events import GPU_OOM_MESSAGE
+    from llm_desktop.core.presenter import (
         RETRY,
         RETRY_FEWER_GPU_LAYERS,
         RETRY_SMALLER_CONTEXT,

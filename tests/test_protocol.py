@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import signal
 
-from llm_desktop.events import GPU_OOM_MESSAGE, ErrorKind
-from llm_desktop.host.protocol import classify_failure, decode, encode, summarize_crash
+from llm_desktop.core.events import GPU_OOM_MESSAGE, ErrorKind
+from llm_desktop.core.host.protocol import classify_failure, decode, encode, summarize_crash
 
 
 def test_messages_round_trip_and_junk_is_ignored():

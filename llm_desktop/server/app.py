@@ -22,10 +22,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from llm_desktop.engine import Engine, LoadOptions
-from llm_desktop.events import ModelState, ProgressEvent, Stage
-from llm_desktop.library import ModelLibrary
-from llm_desktop.resources import resource_path
+from llm_desktop.core.engine import Engine, LoadOptions
+from llm_desktop.core.events import ModelState, ProgressEvent, Stage
+from llm_desktop.core.library import ModelLibrary
+from llm_desktop.core.resources import resource_path
 from llm_desktop.server.guard import BodyTooLarge, Guard, RateLimiter
 from llm_desktop.server.hub import EventHub, Numbered
 

@@ -13,8 +13,8 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
-from llm_desktop.engine import Engine
-from llm_desktop.events import ProgressEvent
+from llm_desktop.core.engine import Engine
+from llm_desktop.core.events import ProgressEvent
 
 RECENT_LIMIT = 10_000
 

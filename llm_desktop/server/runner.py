@@ -8,8 +8,8 @@ import threading
 
 import uvicorn
 
-from llm_desktop.engine import Engine
-from llm_desktop.library import ModelLibrary
+from llm_desktop.core.engine import Engine
+from llm_desktop.core.library import ModelLibrary
 from llm_desktop.server.app import LlmServer, ServerConfig, create_app
 
 log = logging.getLogger(__name__)

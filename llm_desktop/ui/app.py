@@ -23,7 +23,7 @@ def create_application(argv: list[str] | None = None):
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
-    from llm_desktop.resources import resource_path
+    from llm_desktop.core.resources import resource_path
     from llm_desktop.ui import theme
 
     app = QApplication.instance() or QApplication(argv or sys.argv[:1])
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace | None = None) -> int:
     prepare_environment()
     app = create_application()
 
-    from llm_desktop.engine import Engine
+    from llm_desktop.core.engine import Engine
     from llm_desktop.ui.main_window import MainWindow
 
     engine = Engine(warm_hosts=1)

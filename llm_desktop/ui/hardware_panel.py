@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import QFrame, QLabel, QProgressBar, QVBoxLayout, QWidget
 
-from llm_desktop.fit import format_bytes
-from llm_desktop.hardware import GpuInfo
+from llm_desktop.core.fit import format_bytes
+from llm_desktop.core.hardware import GpuInfo
 from llm_desktop.ui.theme import repolish
 from llm_desktop.workers.hardware_poller import HardwareReport, ModelMemory
 

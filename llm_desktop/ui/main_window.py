@@ -34,12 +34,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from llm_desktop import __version__, catalog, fit
-from llm_desktop.demo import spec_for_size, write_demo_model
-from llm_desktop.engine import Engine, LoadOptions
-from llm_desktop.events import ModelState, ProgressEvent, Stage
-from llm_desktop.library import LibraryModel, ModelLibrary
-from llm_desktop.presenter import RETRY_FEWER_GPU_LAYERS, RETRY_SMALLER_CONTEXT, retry_advice
+from llm_desktop import __version__
+from llm_desktop.core import catalog, fit
+from llm_desktop.core.demo import spec_for_size, write_demo_model
+from llm_desktop.core.engine import Engine, LoadOptions
+from llm_desktop.core.events import ModelState, ProgressEvent, Stage
+from llm_desktop.core.library import LibraryModel, ModelLibrary
+from llm_desktop.core.presenter import RETRY_FEWER_GPU_LAYERS, RETRY_SMALLER_CONTEXT, retry_advice
 from llm_desktop.server.runner import ServerThread
 from llm_desktop.ui import theme
 from llm_desktop.ui.hardware_panel import HardwarePanel

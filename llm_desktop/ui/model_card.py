@@ -21,11 +21,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from llm_desktop.catalog import ModelEntry
-from llm_desktop.engine import LoadOptions
-from llm_desktop.events import ModelState, ProgressEvent
-from llm_desktop.fit import FitVerdict, format_bytes
-from llm_desktop.presenter import CardView, card_view
+from llm_desktop.core.catalog import ModelEntry
+from llm_desktop.core.engine import LoadOptions
+from llm_desktop.core.events import ModelState, ProgressEvent
+from llm_desktop.core.fit import FitVerdict, format_bytes
+from llm_desktop.core.presenter import CardView, card_view
 from llm_desktop.ui.spinner import SpinnerOverlay
 
 FIT_LABELS = {

@@ -62,14 +62,14 @@ def _run(root: Path, step: Callable[[str], None]) -> None:
             time.sleep(0.01)
 
     step("writing a demo model")
-    from llm_desktop.demo import spec_for_size, write_demo_model
+    from llm_desktop.core.demo import spec_for_size, write_demo_model
 
     models = root / "models"
     write_demo_model(models / "self-test.gguf", spec_for_size(8))
 
     step("opening the window")
-    from llm_desktop.engine import Engine
-    from llm_desktop.events import ModelState, Stage
+    from llm_desktop.core.engine import Engine
+    from llm_desktop.core.events import ModelState, Stage
     from llm_desktop.ui.main_window import MainWindow
 
     settings = QSettings(str(root / "settings.ini"), QSettings.Format.IniFormat)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-from llm_desktop.engine import Engine
-from llm_desktop.events import ProgressEvent
+from llm_desktop.core.engine import Engine
+from llm_desktop.core.events import ProgressEvent
 
 
 class EngineBridge(QObject):

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
-from llm_desktop import hardware
+from llm_desktop.core import hardware
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ files. Everything is deterministic: the same valid model gives byte-identical fi
 random choices come from a seeded RNG.
 
 Each `CorruptCase.expect` is the set of outcomes acceptable for a load of that file through the
-app (header reader first, then llama.cpp): values of `llm_desktop.events.ErrorKind`
+app (header reader first, then llama.cpp): values of `llm_desktop.core.events.ErrorKind`
 (`"invalid_model"`, `"unsupported_model"`, `"engine_crashed"`, `"not_found"`) or `"ok"` where the
 file may load fine. A case whose `expect` is exactly `{"invalid_model"}` must be caught by the
 header reader (some of those, a non-UTF-8 metadata key for one, llama.cpp 0.3.36 itself would
@@ -26,8 +26,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from llm_desktop.demo import DemoSpec, write_demo_model
-from llm_desktop.gguf_header import (
+from llm_desktop.core.demo import DemoSpec, write_demo_model
+from llm_desktop.core.gguf_header import (
     _ARRAY,
     _HEADER,
     _SCALARS,

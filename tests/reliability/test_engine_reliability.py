@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llm_desktop.engine import Engine, LoadOptions
-from llm_desktop.events import ErrorKind, ModelState, Stage
+from llm_desktop.core.engine import Engine, LoadOptions
+from llm_desktop.core.events import ErrorKind, ModelState, Stage
 from tests.test_engine import collect
 
 pytestmark = pytest.mark.slow

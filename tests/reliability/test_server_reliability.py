@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llm_desktop.demo import DemoSpec, write_demo_model
-from llm_desktop.events import ProgressEvent, Stage
+from llm_desktop.core.demo import DemoSpec, write_demo_model
+from llm_desktop.core.events import ProgressEvent, Stage
 from tests.server.test_server import start_server
 
 pytestmark = pytest.mark.slow

@@ -16,8 +16,8 @@ import pytest
 from PySide6.QtCore import QObject, QThread, Slot
 from PySide6.QtWidgets import QLabel
 
-from llm_desktop.fit import format_bytes
-from llm_desktop.hardware import (
+from llm_desktop.core.fit import format_bytes
+from llm_desktop.core.hardware import (
     NO_GPU_STATUS,
     GpuInfo,
     GpuMonitor,

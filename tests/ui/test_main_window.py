@@ -16,9 +16,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from llm_desktop.demo import DemoSpec, write_demo_model
-from llm_desktop.engine import Engine
-from llm_desktop.events import ModelState, Stage
+from llm_desktop.core.demo import DemoSpec, write_demo_model
+from llm_desktop.core.engine import Engine
+from llm_desktop.core.events import ModelState, Stage
 from llm_desktop.ui.main_window import MainWindow
 from llm_desktop.ui.model_card import LoadSettings, ModelCard
 from tests.helpers.library import make_library

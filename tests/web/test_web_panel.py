@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QSettings, Qt
 
-from llm_desktop.engine import Engine
-from llm_desktop.events import ModelState
+from llm_desktop.core.engine import Engine
+from llm_desktop.core.events import ModelState
 from llm_desktop.ui.main_window import MainWindow
 from tests.helpers.library import make_library
 

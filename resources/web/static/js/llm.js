@@ -4,8 +4,8 @@
  * LLMManager loads, cancels and unloads local models through the app's local server, streams
  * real load progress over Server-Sent Events, and renders it on model cards, spinner overlays
  * and toasts. It computes no progress of its own: every number on a card comes from an engine
- * event (see llm_desktop/events.py, ProgressEvent.to_dict()), and the card rules (labels,
- * indeterminate stages, detail line, buttons) are the desktop's (llm_desktop/presenter.py).
+ * event (see llm_desktop/core/events.py, ProgressEvent.to_dict()), and the card rules (labels,
+ * indeterminate stages, detail line, buttons) are the desktop's (llm_desktop/core/presenter.py).
  *
  * Plain ES2020, no build step, no dependencies. Defines window.LLMManager only; the page that
  * wants a shared instance creates window.llmManager itself (index.html does, on
@@ -17,7 +17,7 @@
 (function (root) {
   'use strict';
 
-  // -- the event model, as in llm_desktop/events.py and presenter.py --------------------------
+  // -- the event model, as in llm_desktop/core/events.py and presenter.py --------------------------
 
   const STAGE_LABELS = Object.freeze({
     connecting: 'Connecting',
@@ -108,7 +108,7 @@
     return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
   }
 
-  // -- formatting, as the desktop writes numbers (llm_desktop/fit.py, presenter.py) -----------
+  // -- formatting, as the desktop writes numbers (llm_desktop/core/fit.py, presenter.py) -----------
 
   /** Decimal units for people: "512 B", "1.2 GB", "79.1 GB", "123 GB". */
   function formatBytes(n) {

@@ -20,7 +20,7 @@ import time
 from collections import deque
 from typing import Any
 
-from llm_desktop.host import protocol
+from llm_desktop.core.host import protocol
 
 PROGRESS_INTERVAL_S = 0.02
 

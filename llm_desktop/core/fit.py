@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from llm_desktop.hardware import GpuInfo, RamInfo
+from llm_desktop.core.hardware import GpuInfo, RamInfo
 
 if TYPE_CHECKING:
-    from llm_desktop.gguf_header import GGUFInfo
+    from llm_desktop.core.gguf_header import GGUFInfo
 
 MiB = 1024 * 1024
 

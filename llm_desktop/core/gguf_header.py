@@ -17,7 +17,7 @@ from typing import Any
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
 
-from llm_desktop.events import ErrorKind, ModelError
+from llm_desktop.core.events import ErrorKind, ModelError
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)

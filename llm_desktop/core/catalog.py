@@ -25,9 +25,9 @@ from typing import Any
 
 import platformdirs
 
-from llm_desktop.demo import size_label as format_parameter_count
-from llm_desktop.events import ERROR_MESSAGES, ErrorKind, ModelError
-from llm_desktop.gguf_header import GGUFInfo, read_gguf
+from llm_desktop.core.demo import size_label as format_parameter_count
+from llm_desktop.core.events import ERROR_MESSAGES, ErrorKind, ModelError
+from llm_desktop.core.gguf_header import GGUFInfo, read_gguf
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import psutil
 
-from llm_desktop.events import ErrorInfo
-from llm_desktop.host import protocol
+from llm_desktop.core.events import ErrorInfo
+from llm_desktop.core.host import protocol
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def host_command() -> list[str]:
     """How to start a host: the same program in host mode when frozen, else the package."""
     if getattr(sys, "frozen", False):
         return [sys.executable, "--model-host"]
-    return [sys.executable, "-m", "llm_desktop.host"]
+    return [sys.executable, "-m", "llm_desktop.core.host"]
 
 
 def host_environment() -> dict[str, str]:

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm_desktop import fit, hardware
-from llm_desktop.catalog import model_id as catalog_model_id
-from llm_desktop.catalog import split_parts
-from llm_desktop.events import (
+from llm_desktop.core import fit, hardware
+from llm_desktop.core.catalog import model_id as catalog_model_id
+from llm_desktop.core.catalog import split_parts
+from llm_desktop.core.events import (
     ERROR_MESSAGES,
     ErrorInfo,
     ErrorKind,
@@ -35,8 +35,8 @@ from llm_desktop.events import (
     Stage,
     stage_pct,
 )
-from llm_desktop.gguf_header import GGUFInfo, read_gguf
-from llm_desktop.host.client import HostExited, HostMessage, HostPool, HostProcess
+from llm_desktop.core.gguf_header import GGUFInfo, read_gguf
+from llm_desktop.core.host.client import HostExited, HostMessage, HostPool, HostProcess
 
 log = logging.getLogger(__name__)
 

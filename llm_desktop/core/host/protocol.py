@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from llm_desktop.events import GPU_OOM_MESSAGE, ErrorInfo, ErrorKind
+from llm_desktop.core.events import GPU_OOM_MESSAGE, ErrorInfo, ErrorKind
 
 
 def encode(message: dict[str, Any]) -> bytes:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llm_desktop.events import (
+from llm_desktop.core.events import (
     GPU_OOM_MESSAGE,
     ErrorInfo,
     ErrorKind,
@@ -16,7 +16,7 @@ from llm_desktop.events import (
     ProgressEvent,
     Stage,
 )
-from llm_desktop.fit import format_bytes
+from llm_desktop.core.fit import format_bytes
 
 STAGE_LABELS: dict[Stage, str] = {
     Stage.CONNECTING: "Connecting",

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from llm_desktop import catalog, fit, hardware
+from llm_desktop.core import catalog, fit, hardware
 
 
 @dataclass(frozen=True)
