@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from llm_desktop.core.engine import Engine, LoadOptions
 from llm_desktop.core.events import ErrorKind, ModelState, Stage
-from tests.test_engine import collect
+from tests.core.test_engine import collect
 
 pytestmark = pytest.mark.slow
 
