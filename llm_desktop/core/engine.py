@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_desktop.core import fit, hardware
+from llm_desktop.core.bus import EventBus, EventStream, Subscription
 from llm_desktop.core.catalog import model_id as catalog_model_id
 from llm_desktop.core.catalog import split_parts
 from llm_desktop.core.events import (
@@ -37,23 +38,15 @@ from llm_desktop.core.events import (
 )
 from llm_desktop.core.gguf_header import GGUFInfo, read_gguf
 from llm_desktop.core.host.client import HostExited, HostMessage, HostPool, HostProcess
+from llm_desktop.core.options import LoadOptions
 
 log = logging.getLogger(__name__)
 
 Subscriber = Callable[[ProgressEvent], None]
+__all__ = ["Engine", "EventStream", "LoadOptions", "ModelSession", "preflight", "split_parts"]
 
 # llama.cpp's LLAMA_MAX_LAYERS: a file with more aborts the engine on a GGML_ASSERT.
 LLAMA_MAX_LAYERS = 512
-HISTORY_LIMIT = 4096
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    n_ctx: int | None = None  # None: fit.default_context of the model's training context
-    n_gpu_layers: int | None = None  # None: as many as the fit estimate allows
-    use_mmap: bool = True
-    force: bool = False  # load even when the fit estimate says it cannot fit
-    n_threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -77,47 +70,6 @@ class _Cancelled(Exception):
     pass
 
 
-class EventStream:
-    """An iterator of events (optionally of one model) fed from engine threads."""
-
-    def __init__(self, engine: Engine, model: str | None):
-        self._engine = engine
-        self._model = model
-        self._queue: queue.Queue[ProgressEvent | None] = queue.Queue()
-
-    def _offer(self, event: ProgressEvent) -> None:
-        if self._model is None or event.model == self._model:
-            self._queue.put(event)
-
-    def get(self, timeout: float | None = None) -> ProgressEvent | None:
-        """The next event, or None on timeout or after close()."""
-        try:
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def until_terminal(self, timeout: float | None = None) -> Iterator[ProgressEvent]:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            event = self.get(remaining)
-            if event is None:
-                return
-            yield event
-            if event.is_terminal:
-                return
-
-    def close(self) -> None:
-        self._engine._unsubscribe(self._offer)
-        self._queue.put(None)
-
-    def __enter__(self) -> EventStream:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-
 class Engine:
     """Loads, cancels, unloads and runs models; reports progress to subscribers."""
 
@@ -130,6 +82,7 @@ class Engine:
         cancel_grace_s: float = 2.0,
         host_command: list[str] | None = None,
         gpu_monitor: hardware.GpuMonitor | None = None,
+        bus: EventBus | None = None,
     ):
         self.stall_timeout_s = stall_timeout_s
         self.throttle_s = throttle_s
@@ -138,58 +91,27 @@ class Engine:
         self._pool = HostPool(warm_hosts, host_command)
         self._lock = threading.RLock()
         self._sessions: dict[str, ModelSession] = {}
-        self._history: dict[str, deque[ProgressEvent]] = {}
-        self._seq: dict[str, int] = {}
-        self._subscribers: list[Subscriber] = []
+        self.bus = bus or EventBus()
         self._closed = False
 
-    # -- subscriptions -------------------------------------------------------------------------
+    # -- events: the bus is the one record; these read it --------------------------------------
 
-    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
-        """Call `subscriber(event)` for every event, from engine threads. Returns unsubscribe."""
-        with self._lock:
-            self._subscribers.append(subscriber)
-        return lambda: self._unsubscribe(subscriber)
-
-    def _unsubscribe(self, subscriber: Subscriber) -> None:
-        with self._lock:
-            if subscriber in self._subscribers:
-                self._subscribers.remove(subscriber)
+    def subscribe(self, subscriber: Subscriber, model: str | None = None) -> Subscription:
+        """Call `subscriber(event)` for every later event, from engine threads."""
+        return self.bus.subscribe(subscriber, model)
 
     def events(self, model: str | None = None, *, after_seq: int | None = None) -> EventStream:
-        """A stream of live events; with `after_seq`, first the recorded ones after it."""
-        stream = EventStream(self, model)
-        with self._lock:
-            if after_seq is not None:
-                for event in self.history(model):
-                    if event.seq > after_seq:
-                        stream._offer(event)
-            self._subscribers.append(stream._offer)
-        return stream
+        """A blocking stream of live events; with `after_seq`, first the recorded ones after it."""
+        return self.bus.stream(model, after=after_seq)
 
     def history(self, model: str | None = None) -> list[ProgressEvent]:
-        with self._lock:
-            if model is not None:
-                return list(self._history.get(model, ()))
-            return sorted(
-                (event for events in self._history.values() for event in events),
-                key=lambda event: event.ts,
-            )
+        return self.bus.history(model)
 
-    def _publish(self, event: ProgressEvent) -> None:
-        with self._lock:
-            self._history.setdefault(event.model, deque(maxlen=HISTORY_LIMIT)).append(event)
-            subscribers = list(self._subscribers)
-        for subscriber in subscribers:
-            try:
-                subscriber(event)
-            except Exception:
-                log.exception("event subscriber failed")
+    def state(self, model: str) -> ProgressEvent | None:
+        return self.bus.latest(model)
 
-    def _next_seq(self, model: str) -> int:
-        with self._lock:
-            self._seq[model] = self._seq.get(model, 0) + 1
-            return self._seq[model]
+    def states(self) -> dict[str, ProgressEvent]:
+        return self.bus.states()
 
     # -- operations ----------------------------------------------------------------------------
 
@@ -213,6 +135,9 @@ class Engine:
                 return model
             session = ModelSession(self, model, os.fspath(path), options or LoadOptions())
             self._sessions[model] = session
+        # Published before the thread starts, outside the engine's lock: a caller inside
+        # `EventBus.attach_or_start` sees the new operation's first event at once.
+        session.emit(Stage.CONNECTING, "Attaching a model host")
         session.start()
         return model
 
@@ -251,15 +176,6 @@ class Engine:
         session = self._session(model)
         if session is not None and session.host is not None:
             session.host.send({"op": "stop"})
-
-    def state(self, model: str) -> ProgressEvent | None:
-        with self._lock:
-            events = self._history.get(model)
-            return events[-1] if events else None
-
-    def states(self) -> dict[str, ProgressEvent]:
-        with self._lock:
-            return {model: events[-1] for model, events in self._history.items() if events}
 
     def host_pid(self, model: str) -> int | None:
         session = self._session(model)
@@ -375,7 +291,7 @@ class ModelSession:
         self._pct, self._stage, self._last_emit = pct, stage, now
         event = ProgressEvent(
             model=self.model,
-            seq=self.engine._next_seq(self.model),
+            seq=0,  # the bus numbers it
             stage=stage,
             pct=pct,
             message=message,
@@ -385,7 +301,7 @@ class ModelSession:
         )
         if stage.is_terminal or stage is Stage.UNLOADING:
             self.state = event.state
-        self.engine._publish(event)
+        self.engine.bus.publish(event)
 
     # -- the session's thread ----------------------------------------------------------------
 
@@ -429,7 +345,6 @@ class ModelSession:
             raise _Cancelled
 
     def _load(self) -> None:
-        self.emit(Stage.CONNECTING, "Attaching a model host")
         try:
             self.host = self.engine._pool.acquire()
         except OSError as exc:

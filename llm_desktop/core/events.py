@@ -84,6 +84,7 @@ class ModelState(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     UNLOADING = "unloading"
+    UNREADABLE = "unreadable"  # the catalog could not read the file: it cannot be loaded
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ class ModelError(Exception):
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """One step of a load or unload of one model. `seq` increases by one per model operation."""
+    """One step of a load or unload of one model. `seq` is the event bus's number: it increases
+    with every event of every model, so it orders events and is a resume point."""
 
     model: str
     seq: int

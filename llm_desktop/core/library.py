@@ -6,12 +6,19 @@ the one place that turns an id into a file.
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import platformdirs
+
 from llm_desktop.core import catalog, fit, hardware
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ class ModelLibrary:
         cache: catalog.MetadataCache | None = None,
         gpu_monitor: hardware.GpuMonitor | None = None,
         n_ctx: int | None = None,
+        hidden_path: Path | None = None,
     ):
         self.folders = [Path(folder) for folder in folders] if folders else None
         self.include_known = include_known
@@ -44,6 +52,10 @@ class ModelLibrary:
         self._hardware: hardware.HardwareSnapshot | None = None
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
+        # "Remove from library": the ids a person removed, kept in `hidden_path` (None: for
+        # this run only). The file itself is never deleted.
+        self.hidden_path = hidden_path
+        self._hidden: set[str] = self._read_hidden()
 
     def refresh(self) -> list[LibraryModel]:
         """Scan the folders again (disk reads: call it off any event loop or GUI thread)."""
@@ -52,6 +64,8 @@ class ModelLibrary:
             snapshot = hardware.snapshot(self.gpu_monitor)
             models = {}
             for entry in entries:
+                if entry.id in self._hidden:
+                    continue
                 verdict = None
                 if entry.error is None:
                     n_ctx = self.n_ctx or fit.default_context(entry.context_length)
@@ -76,3 +90,33 @@ class ModelLibrary:
     def hardware(self) -> hardware.HardwareSnapshot | None:
         with self._lock:
             return self._hardware
+
+    def remove(self, model_id: str) -> bool:
+        """Hide a model from the library (its file stays); False if it is not listed."""
+        with self._lock:
+            if self._models.pop(model_id, None) is None:
+                return False
+            self._hidden.add(model_id)
+            hidden = sorted(self._hidden)
+        if self.hidden_path is not None:
+            self.hidden_path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.hidden_path.with_suffix(".tmp")
+            temporary.write_text(json.dumps({"hidden": hidden}))
+            os.replace(temporary, self.hidden_path)
+        return True
+
+    def _read_hidden(self) -> set[str]:
+        if self.hidden_path is None:
+            return set()
+        try:
+            data = json.loads(self.hidden_path.read_text())
+            return {str(model_id) for model_id in data.get("hidden", [])}
+        except FileNotFoundError:
+            return set()
+        except (OSError, ValueError, AttributeError) as exc:
+            log.warning("ignoring unreadable %s: %s", self.hidden_path, exc)
+            return set()
+
+
+def default_hidden_path() -> Path:
+    return platformdirs.user_config_path(catalog.APP_NAME) / "removed-models.json"

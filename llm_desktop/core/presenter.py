@@ -1,13 +1,23 @@
-"""What a model card shows for the last event of its model: texts, numbers and enabled actions.
+"""The one presentation contract: everything a person reads about a model and its operations.
 
-Qt-free, so every view (the Qt card, and anything else that wants the same words) derives its
-display from the engine's event the same way, and the rules are tested without a window.
+Given a library model (catalog entry and fit verdict), the last engine event of it and the load
+options in force, `card_view` decides the card: title, facts line, fit badge, state, progress,
+detail line, actions (with the options each one loads with), and what a screen reader hears.
+`notice_for` decides the toast an event calls for. Both are frozen, Qt-free and serialisable
+(`to_dict`): the Qt card, the CLI and the web page (which receives them over HTTP and SSE) only
+render them. `tests/golden/presentation.json` pins the rules for Python and for JavaScript.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import PurePath
+from typing import Any
 
+from llm_desktop.core.catalog import ModelEntry
 from llm_desktop.core.events import (
     GPU_OOM_MESSAGE,
     ErrorInfo,
@@ -16,7 +26,9 @@ from llm_desktop.core.events import (
     ProgressEvent,
     Stage,
 )
-from llm_desktop.core.fit import format_bytes
+from llm_desktop.core.fit import FitVerdict, default_context, format_bytes
+from llm_desktop.core.hardware import HardwareSnapshot
+from llm_desktop.core.options import LoadOptions
 
 STAGE_LABELS: dict[Stage, str] = {
     Stage.CONNECTING: "Connecting",
@@ -33,72 +45,72 @@ STAGE_LABELS: dict[Stage, str] = {
     Stage.UNLOADED: "Not loaded",
 }
 
+STATE_LABELS: dict[ModelState, str] = {
+    ModelState.UNLOADED: "Not loaded",
+    ModelState.LOADING: "Loading",
+    ModelState.LOADED: "Loaded",
+    ModelState.FAILED: "Failed",
+    ModelState.CANCELLED: "Cancelled",
+    ModelState.UNLOADING: "Unloading",
+    ModelState.UNREADABLE: "Unreadable",
+}
+
+FIT_LABELS = {
+    "gpu": "Fits on GPU",
+    "partial": "Partial offload",
+    "cpu": "CPU only",
+    "no": "Too large",
+}
+
+SOURCE_LABELS = {"lmstudio": "LM Studio", "huggingface": "Hugging Face", "ollama": "Ollama"}
+FACTS_SEPARATOR = " · "
+
 # Stages whose duration llama.cpp does not measure: the bar says "busy", not a made-up fraction.
 INDETERMINATE_STAGES = frozenset({Stage.OPTIMIZING, Stage.FINALIZING, Stage.UNLOADING})
 
-
-@dataclass(frozen=True)
-class CardView:
-    state: ModelState
-    stage_label: str
-    pct: int
-    indeterminate: bool
-    detail: str
-    busy: bool
-    busy_message: str
-    can_load: bool
-    can_cancel: bool
-    can_unload: bool
-    can_retry: bool
-    can_try: bool
-    error: ErrorInfo | None
-    announcement: str  # what a screen reader should hear for this change
-
-    @property
-    def progress_text(self) -> str:
-        if self.indeterminate:
-            return self.stage_label
-        return f"{self.stage_label} · {self.pct}%"
+# Failures that trying the same file again cannot mend: the card offers what can help instead.
+PERMANENT_ERRORS = frozenset(
+    {
+        ErrorKind.NOT_FOUND,
+        ErrorKind.PERMISSION_DENIED,
+        ErrorKind.INVALID_MODEL,
+        ErrorKind.UNSUPPORTED_MODEL,
+    }
+)
 
 
-def card_view(event: ProgressEvent | None, name: str = "model") -> CardView:
-    if event is None:
-        return CardView(
-            state=ModelState.UNLOADED,
-            stage_label=STAGE_LABELS[Stage.UNLOADED],
-            pct=0,
-            indeterminate=False,
-            detail="",
-            busy=False,
-            busy_message="",
-            can_load=True,
-            can_cancel=False,
-            can_unload=False,
-            can_retry=False,
-            can_try=False,
-            error=None,
-            announcement=f"{name}: not loaded",
-        )
-    state = event.state
-    label = STAGE_LABELS[event.stage]
-    busy = state in (ModelState.LOADING, ModelState.UNLOADING)
-    pct = int(event.pct) if event.stage is not Stage.UNLOADED else 0
-    return CardView(
-        state=state,
-        stage_label=label,
-        pct=pct,
-        indeterminate=event.stage in INDETERMINATE_STAGES,
-        detail=detail_line(event),
-        busy=busy,
-        busy_message=event.message if busy else "",
-        can_load=state in (ModelState.UNLOADED, ModelState.CANCELLED),
-        can_cancel=state is ModelState.LOADING,
-        can_unload=state is ModelState.LOADED,
-        can_retry=state is ModelState.FAILED,
-        can_try=state is ModelState.LOADED,
-        error=event.error if state is ModelState.FAILED else None,
-        announcement=announcement(event, name),
-    )
+class NoticeKind(StrEnum):
+    SUCCESS = "success"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+# How long a toast stays, in ms, unless hovered or focused (then it waits). Errors stay longest:
+# a person must have time to read the cause and reach its action.
+NOTICE_TIMEOUT_MS: dict[NoticeKind, int] = {
+    NoticeKind.SUCCESS: 5000,
+    NoticeKind.INFO: 5000,
+    NoticeKind.WARNING: 8000,
+    NoticeKind.ERROR: 10000,
+}
+NOTICE_KIND_WORDS: dict[NoticeKind, str] = {
+    NoticeKind.SUCCESS: "Success",
+    NoticeKind.ERROR: "Error",
+    NoticeKind.WARNING: "Warning",
+    NoticeKind.INFO: "Information",
+}
+NOTICE_LIMIT = 5  # toasts shown at once; older ones give way
+
+
+class ActionId(StrEnum):
+    LOAD = "load"
+    CANCEL = "cancel"
+    UNLOAD = "unload"
+    RETRY = "retry"
+    TRY = "try"
+    DETAILS = "details"
+    REMOVE = "remove"
 
 
 RETRY = "Retry"
@@ -106,14 +118,271 @@ RETRY_FEWER_GPU_LAYERS = "Retry with fewer GPU layers"
 RETRY_SMALLER_CONTEXT = "Retry with a smaller context"
 
 
-def retry_advice(error: ErrorInfo | None) -> str:
-    """The retry a failure calls for: out of GPU memory offloads less, out of RAM asks for a
-    smaller KV cache, anything else tries the same again."""
+@dataclass(frozen=True)
+class Action:
+    """A button: what it does (`id`), what it says, and, for a load, the options it sends."""
+
+    id: ActionId
+    label: str
+    accessible_name: str
+    hint: str = ""
+    primary: bool = False
+    options: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "id": str(self.id)}
+
+
+@dataclass(frozen=True)
+class FitBadge:
+    verdict: str
+    text: str
+    summary: str
+    accessible_name: str
+
+
+@dataclass(frozen=True)
+class CardView:
+    model: str
+    title: str
+    facts: str
+    path: str
+    fit: FitBadge | None
+    state: ModelState
+    state_label: str
+    stage_label: str
+    pct: int
+    indeterminate: bool
+    progress_text: str
+    show_progress: bool
+    detail: str
+    busy: bool
+    busy_message: str
+    actions: tuple[Action, ...]
+    error: ErrorInfo | None
+    announcement: str  # what a screen reader should hear for this change
+    settings_editable: bool
+    seq: int = 0  # the event this view was made from; 0 before any
+
+    def action(self, action_id: ActionId) -> Action | None:
+        return next((action for action in self.actions if action.id is action_id), None)
+
+    def has(self, action_id: ActionId) -> bool:
+        return self.action(action_id) is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **{key: getattr(self, key) for key in self.__dataclass_fields__},
+            "state": str(self.state),
+            "fit": asdict(self.fit) if self.fit else None,
+            "actions": [action.to_dict() for action in self.actions],
+            "error": self.error.to_dict() if self.error else None,
+        }
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A toast: kind, words, how long it stays, and the actions it offers. A notice with the
+    same `key` replaces the one shown."""
+
+    kind: NoticeKind
+    text: str
+    key: str
+    title: str = ""
+    model: str = ""
+    actions: tuple[Action, ...] = ()
+    timeout_ms: int = field(default=-1)
+    kind_word: str = ""
+
+    def __post_init__(self) -> None:
+        if self.timeout_ms < 0:
+            object.__setattr__(self, "timeout_ms", NOTICE_TIMEOUT_MS[self.kind])
+        if not self.kind_word:
+            object.__setattr__(self, "kind_word", NOTICE_KIND_WORDS[self.kind])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **{key: getattr(self, key) for key in self.__dataclass_fields__},
+            "kind": str(self.kind),
+            "actions": [action.to_dict() for action in self.actions],
+        }
+
+
+# -- what a model is ---------------------------------------------------------------------------
+
+
+def facts_line(entry: ModelEntry) -> str:
+    """ "llama · 7B · Q4_K_M · 4,096 ctx · 4.1 GB": what the model is, in one line."""
+    if entry.error:
+        return f"Unreadable: {entry.error}"
+    facts = [
+        entry.architecture,
+        entry.size_label or None,
+        entry.quantization,
+        f"{entry.context_length:,} ctx" if entry.context_length else None,
+        format_bytes(entry.file_size),
+    ]
+    if len(entry.parts) > 1:
+        facts.append(f"{len(entry.parts)} parts")
+    if entry.source != "folder":
+        facts.append(SOURCE_LABELS.get(entry.source, entry.source.capitalize()))
+    return FACTS_SEPARATOR.join(fact for fact in facts if fact)
+
+
+def titles(entries: Iterable[ModelEntry]) -> dict[str, str]:
+    """Each model's title: its name, with the file name where two models share a name (two
+    "llm-desktop demo" cards must not look, or sound, the same)."""
+    entries = list(entries)
+    counts = Counter(entry.display_name.casefold() for entry in entries)
+    result = {}
+    for entry in entries:
+        title = entry.display_name
+        if counts[title.casefold()] > 1:
+            title = f"{title} ({PurePath(entry.path).name})"
+        result[entry.id] = title
+    return result
+
+
+def fit_badge(verdict: FitVerdict | None) -> FitBadge | None:
+    if verdict is None:
+        return None
+    if verdict.verdict == "partial" and verdict.total_layers:
+        text = f"Partial offload: {verdict.gpu_layers}/{verdict.total_layers} layers"
+    else:
+        text = FIT_LABELS.get(verdict.verdict, verdict.verdict)
+    return FitBadge(verdict.verdict, text, verdict.summary, f"Memory fit: {text}")
+
+
+# -- the card ------------------------------------------------------------------------------------
+
+
+def card_view(
+    entry: ModelEntry,
+    event: ProgressEvent | None = None,
+    *,
+    verdict: FitVerdict | None = None,
+    title: str | None = None,
+    options: LoadOptions | None = None,
+    offers: frozenset[ActionId] | None = None,
+) -> CardView:
+    """The card of `entry` after `event` (None: nothing has happened to it yet). `offers`
+    limits the actions to those the surface can carry out (None: all)."""
+    title = title or entry.display_name
+    options = options or LoadOptions()
+    if event is None:
+        state = ModelState.UNREADABLE if entry.error else ModelState.UNLOADED
+    else:
+        state = event.state
+    stage = event.stage if event is not None else Stage.UNLOADED
+    busy = state in (ModelState.LOADING, ModelState.UNLOADING)
+    indeterminate = stage in INDETERMINATE_STAGES
+    pct = int(event.pct) if event is not None and stage is not Stage.UNLOADED else 0
+    stage_label = STAGE_LABELS[stage]
+    error = _error_of(entry, event, state)
+    return CardView(
+        model=entry.id,
+        title=title,
+        facts=facts_line(entry),
+        path=entry.path,
+        fit=fit_badge(verdict),
+        state=state,
+        state_label=STATE_LABELS[state],
+        stage_label=stage_label,
+        pct=pct,
+        indeterminate=indeterminate,
+        progress_text=stage_label if indeterminate else f"{stage_label} · {pct}%",
+        # A failure or a cancel is said by the detail line, the state and the buttons, not by
+        # a half-filled bar.
+        show_progress=busy or state is ModelState.LOADED,
+        detail=detail_line(event) if event is not None else "",
+        busy=busy,
+        busy_message=event.message if busy and event is not None else "",
+        actions=tuple(
+            action
+            for action in _actions(entry, state, error, title, options, verdict)
+            if offers is None or action.id in offers
+        ),
+        error=error,
+        announcement=announcement(title, event, state, error),
+        settings_editable=state not in (ModelState.LOADING, ModelState.UNLOADING)
+        and state is not ModelState.LOADED,
+        seq=event.seq if event is not None else 0,
+    )
+
+
+def _error_of(
+    entry: ModelEntry, event: ProgressEvent | None, state: ModelState
+) -> ErrorInfo | None:
+    if state is ModelState.UNREADABLE:
+        return ErrorInfo(ErrorKind.INVALID_MODEL, entry.error or "")
+    if state is ModelState.FAILED and event is not None:
+        return event.error
+    return None
+
+
+def _actions(
+    entry: ModelEntry,
+    state: ModelState,
+    error: ErrorInfo | None,
+    title: str,
+    options: LoadOptions,
+    verdict: FitVerdict | None,
+) -> tuple[Action, ...]:
+    def make(action_id: ActionId, label: str, hint: str, **extra: Any) -> Action:
+        return Action(action_id, label, f"{label} {title}", hint, **extra)
+
+    if state in (ModelState.UNLOADED, ModelState.CANCELLED):
+        return (
+            make(
+                ActionId.LOAD,
+                "Load",
+                "Load this model (Enter)",
+                primary=True,
+                options=options.to_dict(),
+            ),
+        )
+    if state is ModelState.LOADING:
+        return (make(ActionId.CANCEL, "Cancel", "Cancel loading (Esc)"),)
+    if state is ModelState.LOADED:
+        return (
+            make(ActionId.UNLOAD, "Unload", "Unload the model and free its memory"),
+            make(ActionId.TRY, "Try it", "Send the loaded model a prompt"),
+        )
+    if state in (ModelState.FAILED, ModelState.UNREADABLE):
+        help_actions = (
+            make(ActionId.DETAILS, "Show details", "Show what went wrong, with the engine's log"),
+            make(ActionId.REMOVE, "Remove from library", "Hide this file from the library"),
+        )
+        if error is None or error.kind in PERMANENT_ERRORS or state is ModelState.UNREADABLE:
+            return help_actions
+        label, retry_options = retry_choice(error, options, entry, verdict)
+        retry = make(
+            ActionId.RETRY,
+            label,
+            "Try loading again",
+            primary=True,
+            options=retry_options.to_dict(),
+        )
+        return (retry, help_actions[0])
+    return ()
+
+
+def retry_choice(
+    error: ErrorInfo | None,
+    options: LoadOptions,
+    entry: ModelEntry,
+    verdict: FitVerdict | None,
+) -> tuple[str, LoadOptions]:
+    """The retry a failure calls for, and the options it loads with: out of GPU memory
+    offloads half as many layers, out of RAM asks for half the KV cache, anything else tries
+    the same again."""
     if error is not None and error.kind is ErrorKind.OUT_OF_MEMORY:
         if error.message == GPU_OOM_MESSAGE:
-            return RETRY_FEWER_GPU_LAYERS
-        return RETRY_SMALLER_CONTEXT
-    return RETRY
+            layers = verdict.gpu_layers if verdict else 0
+            return RETRY_FEWER_GPU_LAYERS, options.with_fewer_gpu_layers(layers)
+        context = default_context(entry.context_length)
+        return RETRY_SMALLER_CONTEXT, options.with_smaller_context(context)
+    return RETRY, options
 
 
 def detail_line(event: ProgressEvent) -> str:
@@ -124,9 +393,13 @@ def detail_line(event: ProgressEvent) -> str:
             parts.append(f"{format_bytes(event.rate_bps)}/s")
         if event.eta_s is not None:
             parts.append(f"{format_eta(event.eta_s)} left")
-        return " · ".join(parts)
+        return FACTS_SEPARATOR.join(parts)
     if event.stage is Stage.COMPLETE:
-        held = f" · holds {format_bytes(event.memory_bytes)}" if event.memory_bytes else ""
+        held = (
+            f"{FACTS_SEPARATOR}holds {format_bytes(event.memory_bytes)}"
+            if event.memory_bytes
+            else ""
+        )
         return event.message + held
     if event.stage is Stage.FAILED and event.error:
         return event.error.message
@@ -142,10 +415,112 @@ def format_eta(seconds: float) -> str:
     return f"{minutes} min {seconds:02d} s"
 
 
-def announcement(event: ProgressEvent, name: str) -> str:
+def announcement(
+    title: str, event: ProgressEvent | None, state: ModelState, error: ErrorInfo | None
+) -> str:
+    if event is None:
+        if error is not None:
+            return f"{title}: unreadable. {error.message}"
+        return f"{title}: not loaded"
     label = STAGE_LABELS[event.stage]
     if event.stage is Stage.LOADING:
-        return f"{name}: {label.lower()}, {int(event.pct)} percent"
-    if event.stage is Stage.FAILED and event.error:
-        return f"{name}: failed. {event.error.message}"
-    return f"{name}: {label.lower()}"
+        return f"{title}: {label.lower()}, {int(event.pct)} percent"
+    if state is ModelState.FAILED and error is not None:
+        return f"{title}: failed. {error.message}"
+    return f"{title}: {label.lower()}"
+
+
+# -- toasts --------------------------------------------------------------------------------------
+
+
+def notice_for(view: CardView, event: ProgressEvent) -> Notice | None:
+    """The one toast an event calls for (None for progress): the outcome of an operation."""
+    key = f"model:{event.model}"
+    title = view.title
+    if event.stage is Stage.COMPLETE:
+        return Notice(NoticeKind.SUCCESS, f"{title} is ready", key, model=event.model)
+    if event.stage is Stage.FAILED and event.error is not None:
+        heading = f"{title} failed to load" if event.op == "load" else f"{title} stopped"
+        # The card shows the cause and all its actions; the toast offers the one that helps
+        # most (a retry where one can help, the details otherwise).
+        actions = view.actions[:1]
+        return Notice(
+            NoticeKind.ERROR, event.error.message, key, heading, event.model, actions=actions
+        )
+    if event.stage is Stage.CANCELLED:
+        return Notice(NoticeKind.INFO, f"Loading {title} cancelled", key, model=event.model)
+    if event.stage is Stage.UNLOADED:
+        return Notice(NoticeKind.INFO, f"{title}: {event.message}", key, model=event.model)
+    return None
+
+
+def job_notice(job: str, error: str) -> Notice:
+    """The toast for a background job that failed (a library scan, an import, a reply)."""
+    titles = {
+        "scan": "Could not read the model library",
+        "import": "Import failed",
+        "demo": "Could not write the demo model",
+        "generate": "The reply failed",
+        "server": "The local server stopped",
+        "remove": "Could not remove the model",
+    }
+    return Notice(NoticeKind.ERROR, error, f"job:{job}", titles.get(job, "Something failed"))
+
+
+def info_notice(text: str, key: str, kind: NoticeKind = NoticeKind.INFO) -> Notice:
+    return Notice(kind, text, key)
+
+
+def progress_line(view: CardView) -> str:
+    """One line for a terminal or a log: "title: Loading weights · 42% · 1.2 GB of 3.0 GB"."""
+    parts = [view.progress_text if view.show_progress else view.state_label]
+    if view.detail:
+        parts.append(view.detail)
+    return f"{view.title}: " + FACTS_SEPARATOR.join(parts)
+
+
+def hardware_line(snapshot: HardwareSnapshot | None) -> str:
+    """ "RAM 12.1 GB available of 24.0 GB · No NVIDIA GPU detected": what this machine offers."""
+    if snapshot is None:
+        return ""
+    parts = [
+        f"{gpu.name}: {format_bytes(gpu.memory_free)} free of {format_bytes(gpu.memory_total)}"
+        for gpu in snapshot.gpus
+    ]
+    if not snapshot.gpus or not snapshot.gpu_usable:
+        parts.append(snapshot.gpu_status)
+    ram = snapshot.ram
+    parts.append(f"RAM {format_bytes(ram.available)} available of {format_bytes(ram.total)}")
+    return FACTS_SEPARATOR.join(parts)
+
+
+def library_summary(views: Iterable[CardView], snapshot: HardwareSnapshot | None = None) -> str:
+    """ "3 models, 1 loaded · RAM …": the line above the cards."""
+    views = list(views)
+    count = len(views)
+    loaded = sum(1 for view in views if view.state is ModelState.LOADED)
+    text = f"{count} model{'' if count == 1 else 's'}" + (f", {loaded} loaded" if loaded else "")
+    return FACTS_SEPARATOR.join(part for part in (text, hardware_line(snapshot)) if part)
+
+
+# -- words the page needs that no event carries --------------------------------------------------
+
+PAGE_TEXT: dict[str, str] = {
+    "connection.connecting": "Connecting…",
+    "connection.live": "Live",
+    "connection.reconnecting": "Reconnecting…",
+    "connection.offline": "Offline: retrying",
+    "connection.polling": "Live updates off: refreshing every second",
+    "connection.description.live": "Receiving live progress from the local server",
+    "connection.description.reconnecting": "The live connection dropped; reconnecting",
+    "connection.description.offline": "The local server cannot be reached; retrying",
+    "connection.description.polling": "Server-Sent Events are off; the page polls for state",
+    "error.unreachable": "Could not reach the local server",
+    "error.cancel_failed": "Could not cancel",
+    "error.unload_failed": "Could not unload",
+    "error.load_failed": "Could not start loading",
+    "error.remove_failed": "Could not remove the model",
+    "empty": "No models found. Add GGUF files to the models folder, then refresh.",
+    "dismiss": "Dismiss",
+    "notifications": "Notifications",
+}

@@ -14,36 +14,57 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import anyio
 from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from llm_desktop.core.engine import Engine, LoadOptions
+from llm_desktop.core import presenter
+from llm_desktop.core.engine import Engine
 from llm_desktop.core.events import ModelState, ProgressEvent, Stage
-from llm_desktop.core.library import ModelLibrary
+from llm_desktop.core.library import LibraryModel, ModelLibrary
+from llm_desktop.core.options import InvalidOptions, LoadOptions
+from llm_desktop.core.presenter import ActionId
 from llm_desktop.core.resources import resource_path
-from llm_desktop.server.guard import BodyTooLarge, Guard, RateLimiter
-from llm_desktop.server.hub import EventHub, Numbered
+from llm_desktop.core.store import ModelStore
+from llm_desktop.server import page
+from llm_desktop.server.guard import TOKEN_COOKIE, BodyTooLarge, Guard, RateLimiter
+from llm_desktop.server.hub import EventHub, Feed
 
-# The only files served: a fixed map, so no request path ever reaches the filesystem.
-STATIC_FILES = {
-    "/": ("index.html", "text/html; charset=utf-8"),
-    "/index.html": ("index.html", "text/html; charset=utf-8"),
-    "/static/js/llm.js": ("static/js/llm.js", "text/javascript; charset=utf-8"),
-    "/static/css/llm-progress.css": ("static/css/llm-progress.css", "text/css; charset=utf-8"),
-    "/test_llm_progress.html": ("test_llm_progress.html", "text/html; charset=utf-8"),
-}
 MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,159}$")
 LOAD_TERMINAL = frozenset({Stage.COMPLETE, Stage.FAILED, Stage.CANCELLED})
 PING_S = 15
+# What the page can carry out: everything but "Try it", which is the desktop's prompt panel.
+PAGE_ACTIONS = frozenset(ActionId) - {ActionId.TRY}
+MEDIA_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".ico": "image/vnd.microsoft.icon",
+}
 
 
 def web_root() -> Path:
     return resource_path("web")
+
+
+def static_files(dev: bool) -> dict[str, Path]:
+    """URL path → file: a map fixed when the server starts, so no request path ever reaches
+    the filesystem. The seed's standalone test page is served only in development."""
+    root = web_root()
+    files = {
+        f"/static/{path.relative_to(root / 'static').as_posix()}": path
+        for path in sorted((root / "static").rglob("*"))
+        if path.is_file() and path.suffix in MEDIA_TYPES
+    }
+    files["/favicon.ico"] = resource_path("icons", "llm-desktop.ico")
+    if dev:
+        files["/test_llm_progress.html"] = root / "test_llm_progress.html"
+    return files
 
 
 @dataclass
@@ -53,18 +74,13 @@ class ServerConfig:
     load_rate: tuple[int, float] = (30, 60.0)  # load requests per client per window (s)
     max_streams_per_client: int = 128
     port_ref: list[int] = field(default_factory=lambda: [0])
+    dev: bool = False  # serve the seed's standalone test page
 
 
 def error(status: int, kind: str, message: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse(
         {"error": {"kind": kind, "message": message}}, status_code=status, headers=headers
     )
-
-
-def sse(item: Numbered | ProgressEvent, *, number: bool = False) -> ServerSentEvent:
-    event = item.event if isinstance(item, Numbered) else item
-    ident = str(item.number) if number and isinstance(item, Numbered) else str(event.seq)
-    return ServerSentEvent(data=event.to_json(), event="progress", id=ident)
 
 
 class LlmServer:
@@ -74,20 +90,26 @@ class LlmServer:
         self.engine = engine
         self.library = library
         self.config = config
-        self.hub = EventHub(engine)
+        self.store = ModelStore(offers=PAGE_ACTIONS)
+        self.store.set_library(library.models())
+        self.hub = EventHub(engine.bus, self.store)
         self.load_limiter = RateLimiter(*config.load_rate)
         self.streams: dict[str, int] = {}
         self.closing = threading.Event()
+        self.files = static_files(config.dev)
 
-    async def next_item(self, subscription) -> Numbered | None:
-        """The next event of a stream, or None once the server is stopping (streams end then,
+    async def next_event(self, feed: Feed) -> ProgressEvent | None:
+        """The next event of a feed, or None once the server is stopping (streams end then,
         so shutdown never waits on a viewer that keeps its connection open)."""
         while not self.closing.is_set():
             try:
-                return await asyncio.wait_for(subscription.get(), 0.25)
+                return await asyncio.wait_for(feed.get(), 0.25)
             except TimeoutError:
                 continue
         return None
+
+    def sse(self, event: ProgressEvent) -> ServerSentEvent:
+        return ServerSentEvent(data=self.hub.payload(event), event="progress", id=str(event.seq))
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -122,13 +144,21 @@ class LlmServer:
         key = self.client_key(request)
         self.streams[key] = max(0, self.streams.get(key, 0) - 1)
 
+    async def refresh(self) -> list[LibraryModel]:
+        """Scan the library again (off the loop) and give the store the result; models that
+        are loaded or busy stay listed even when their file went away."""
+        models = await anyio.to_thread.run_sync(self.library.refresh)
+        busy = self.store.in_state(ModelState.LOADING, ModelState.LOADED, ModelState.UNLOADING)
+        self.store.set_library(models, keep=busy)
+        return models
+
     async def _model(self, model_id: str | None):
         if not model_id or not MODEL_ID.match(model_id):
             return None, error(400, "bad_model_id", "A model id from /api/llm/models is required")
-        model = self.library.get(model_id)
+        model = self.store.model(model_id)
         if model is None:
-            await anyio.to_thread.run_sync(self.library.refresh)
-            model = self.library.get(model_id)
+            await self.refresh()
+            model = self.store.model(model_id)
         if model is None:
             return None, error(404, "unknown_model", f"No model with id {model_id!r}")
         return model, None
@@ -146,72 +176,148 @@ class LlmServer:
             return None, error(400, "bad_json", "The body must be a JSON object")
         return body, None
 
-    @staticmethod
-    def _options(values: dict[str, Any]) -> LoadOptions | JSONResponse:
+    def _options(self, model_id: str, values: dict[str, Any]) -> LoadOptions | JSONResponse:
         try:
-            n_ctx = values.get("n_ctx")
-            gpu_layers = values.get("gpu_layers")
-            use_mmap = values.get("use_mmap", True)
-            if n_ctx is not None:
-                n_ctx = int(n_ctx)
-                if not 0 <= n_ctx <= 1_048_576:
-                    raise ValueError
-            if gpu_layers is not None:
-                gpu_layers = int(gpu_layers)
-                if not -1 <= gpu_layers <= 4096:
-                    raise ValueError
-            if isinstance(use_mmap, str):
-                use_mmap = use_mmap.lower() not in ("0", "false", "no")
-        except (TypeError, ValueError):
-            return error(400, "bad_options", "n_ctx, gpu_layers or use_mmap is out of range")
-        return LoadOptions(
-            n_ctx=n_ctx or None,
-            n_gpu_layers=None if gpu_layers is None or gpu_layers < 0 else gpu_layers,
-            use_mmap=bool(use_mmap),
+            options = LoadOptions.parse(values)
+        except InvalidOptions as exc:
+            return error(400, "bad_options", str(exc))
+        self.store.set_options(model_id, options)
+        return options
+
+    def _attach_or_start(
+        self, model: LibraryModel, options: LoadOptions
+    ) -> tuple[Feed, list[ProgressEvent]]:
+        """Follow the model's running load (or its loaded state) or start one."""
+        entry = model.entry
+        return self.hub.attach_or_start(
+            entry.id, lambda: self.engine.load(entry.path, options, model=entry.id)
         )
 
-    def _start_load(self, model, options: LoadOptions) -> list[ProgressEvent]:
-        """Start (or attach to) a load; the events of it that already happened."""
-        model_id = model.entry.id
-        before = self.engine.state(model_id)
-        self.engine.load(model.entry.path, options, model=model_id)
-        history = self.engine.history(model_id)
-        if before is not None and before.state in (ModelState.LOADING, ModelState.LOADED):
-            # Attached: replay the current load from its first step.
-            starts = [i for i, event in enumerate(history) if event.stage is Stage.CONNECTING]
-            return history[starts[-1] :] if starts else history[-1:]
-        after = before.seq if before is not None else 0
-        return [event for event in history if event.seq > after]
+    async def _until_loaded(
+        self, model: LibraryModel, options: LoadOptions
+    ) -> ProgressEvent | None:
+        """Start or attach to a load and wait for its end (None: the server is stopping)."""
+        feed, backlog = self._attach_or_start(model, options)
+        with feed:
+            for event in backlog:
+                if event.stage in LOAD_TERMINAL:
+                    return event
+            while (event := await self.next_event(feed)) is not None:
+                if event.stage in LOAD_TERMINAL:
+                    return event
+        return None
 
-    # -- endpoints -----------------------------------------------------------------------------
+    def _model_dict(self, model: LibraryModel) -> dict[str, Any]:
+        view = self.store.view(model.entry.id)
+        last = self.store.last_event(model.entry.id)
+        return {
+            **model.to_dict(),
+            "state": str(view.state) if view else str(ModelState.UNLOADED),
+            "last_event": last.to_dict() if last else None,
+            "view": view.to_dict() if view else None,
+        }
+
+    # -- the page ------------------------------------------------------------------------------
+
+    async def index(self, request: Request) -> Response:
+        """The page, rendered from the views: it works with scripts off. Opened with
+        `?token=`, it sets the token as a strict same-site cookie and redirects to a clean
+        address, so the token leaves the address bar (and history) at once."""
+        query = dict(request.query_params)
+        if "token" in query:
+            token = query.pop("token")
+            response = RedirectResponse("/" + (f"?{urlencode(query)}" if query else ""), 303)
+            if request.state.authorized:
+                response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict", path="/")
+            return response
+        authorized = request.state.authorized
+        views = []
+        notice = None
+        if authorized:
+            await self.refresh()
+            views = self.store.views()
+            notice_model = query.get("notice")
+            if notice_model:
+                view = self.store.view(notice_model)
+                last = self.store.last_event(notice_model)
+                if view is not None and last is not None:
+                    notice = presenter.notice_for(view, last)
+        html = page.page_html(
+            views,
+            summary=presenter.library_summary(views, self.library.hardware) if authorized else "",
+            notice=notice,
+            theme=query.get("theme"),
+            authorized=authorized,
+        )
+        return HTMLResponse(
+            html,
+            status_code=200 if authorized else 401,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def action(self, request: Request) -> Response:
+        """A card's form, posted without scripts: do it, then show the page again. A load
+        answers when it ends, so the page that follows shows its outcome."""
+        try:
+            raw = await request.body()
+        except BodyTooLarge:
+            return error(413, "body_too_large", "The request body is too large")
+        form = dict(parse_qsl(raw.decode("utf-8", "replace")))
+        action = request.path_params["action"]
+        model, refusal = await self._model(form.get("model"))
+        if refusal:
+            return refusal
+        model_id = model.entry.id
+        if action in (ActionId.LOAD, ActionId.RETRY):
+            options = self._options(model_id, form)
+            if isinstance(options, JSONResponse):
+                return options
+            if refusal := self._rate_limited(request):
+                return refusal
+            await self._until_loaded(model, options)
+        elif action == ActionId.CANCEL:
+            self.engine.cancel(model_id)
+            await anyio.to_thread.run_sync(self.engine.wait, model_id, 30.0)
+        elif action == ActionId.UNLOAD:
+            self.engine.unload(model_id)
+            await anyio.to_thread.run_sync(self.engine.wait, model_id, 120.0)
+        elif action == ActionId.REMOVE:
+            await self._remove(model_id)
+            return RedirectResponse("/", 303)
+        else:
+            return error(404, "not_found", "Nothing here")
+        return RedirectResponse(f"/?notice={model_id}#model-{model_id}", 303)
+
+    async def _remove(self, model_id: str) -> bool:
+        if self.store.in_state(ModelState.LOADING, ModelState.LOADED).get(model_id):
+            return False  # a model in use stays; unload it first
+        removed = self.library.remove(model_id)
+        busy = self.store.in_state(ModelState.LOADING, ModelState.LOADED, ModelState.UNLOADING)
+        self.store.set_library(self.library.models(), keep=busy)
+        return removed
+
+    # -- the API ---------------------------------------------------------------------------------
 
     async def models(self, request: Request) -> Response:
-        models = await anyio.to_thread.run_sync(self.library.refresh)
-        states = self.engine.states()
+        models = await self.refresh()
         hardware = self.library.hardware
+        views = self.store.views()
         return JSONResponse(
             {
-                "models": [
-                    {
-                        **model.to_dict(),
-                        "state": str(
-                            states[model.entry.id].state
-                            if model.entry.id in states
-                            else ModelState.UNLOADED
-                        ),
-                        "last_event": states[model.entry.id].to_dict()
-                        if model.entry.id in states
-                        else None,
-                    }
-                    for model in models
-                ],
+                "models": [self._model_dict(model) for model in models],
+                "summary": presenter.library_summary(views, hardware),
                 "hardware": hardware.to_dict() if hardware else None,
+                "seq": self.engine.bus.last_seq,
             }
         )
 
     async def status(self, request: Request) -> Response:
         return JSONResponse(
-            {"models": {key: event.to_dict() for key, event in self.engine.states().items()}}
+            {
+                "models": {key: event.to_dict() for key, event in self.engine.states().items()},
+                "views": {view.model: view.to_dict() for view in self.store.views()},
+                "seq": self.engine.bus.last_seq,
+            }
         )
 
     async def load_stream(self, request: Request) -> Response:
@@ -221,36 +327,30 @@ class LlmServer:
         last_id = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
         if last_id is not None and not last_id.isdigit():
             return error(400, "bad_last_event_id", "Last-Event-ID must be a number")
-        options = self._options(dict(request.query_params))
+        options = self._options(model.entry.id, dict(request.query_params))
         if isinstance(options, JSONResponse):
             return options
         if last_id is None and (refusal := self._rate_limited(request)):
             return refusal
         if refusal := self._open_stream(request):
             return refusal
-        subscription = self.hub.subscribe(model.entry.id)
         if last_id is None:
-            backlog = self._start_load(model, options)
-        else:
-            backlog = [e for e in self.engine.history(model.entry.id) if e.seq > int(last_id)]
+            feed, backlog = self._attach_or_start(model, options)
+        else:  # a reconnect: what it missed, then live; never a second load
+            feed, backlog = self.hub.follow(model.entry.id, after=int(last_id)), []
 
         async def stream():
-            sent = int(last_id) if last_id is not None else 0
             try:
                 for event in backlog:
-                    sent = event.seq
-                    yield sse(event)
+                    yield self.sse(event)
                     if event.stage in LOAD_TERMINAL:
                         return
-                while (item := await self.next_item(subscription)) is not None:
-                    if item.event.seq <= sent:
-                        continue
-                    sent = item.event.seq
-                    yield sse(item)
-                    if item.event.stage in LOAD_TERMINAL:
+                while (event := await self.next_event(feed)) is not None:
+                    yield self.sse(event)
+                    if event.stage in LOAD_TERMINAL:
                         return
             finally:
-                subscription.close()
+                feed.close()
                 self._close_stream(request)
 
         return EventSourceResponse(stream(), ping=PING_S, headers={"Cache-Control": "no-cache"})
@@ -261,24 +361,28 @@ class LlmServer:
             return error(400, "bad_last_event_id", "Last-Event-ID must be a number")
         if refusal := self._open_stream(request):
             return refusal
-        subscription, missed = self.hub.subscribe_after(int(last_id) if last_id else 1 << 62)
+        if last_id is None:
+            # A snapshot of every card, then what happens after it (replayed from the bus, so
+            # an event published while the snapshot was taken is not lost).
+            after = self.engine.bus.last_seq
+            snapshot = {
+                "seq": after,
+                "views": [view.to_dict() for view in self.store.views()],
+                "models": {key: e.to_dict() for key, e in self.engine.states().items()},
+            }
+            feed = self.hub.follow(after=after)
+        else:
+            snapshot = None
+            feed = self.hub.follow(after=int(last_id))
 
         async def stream():
             try:
-                if last_id is None:
-                    states = {key: e.to_dict() for key, e in self.engine.states().items()}
-                    yield ServerSentEvent(data=json.dumps({"models": states}), event="snapshot")
-                sent = 0
-                for item in missed:
-                    sent = item.number
-                    yield sse(item, number=True)
-                while (item := await self.next_item(subscription)) is not None:
-                    if item.number <= sent:
-                        continue
-                    sent = item.number
-                    yield sse(item, number=True)
+                if snapshot is not None:
+                    yield ServerSentEvent(data=json.dumps(snapshot), event="snapshot")
+                while (event := await self.next_event(feed)) is not None:
+                    yield self.sse(event)
             finally:
-                subscription.close()
+                feed.close()
                 self._close_stream(request)
 
         return EventSourceResponse(stream(), ping=PING_S, headers={"Cache-Control": "no-cache"})
@@ -290,20 +394,15 @@ class LlmServer:
         model, refusal = await self._model(body.get("model"))
         if refusal:
             return refusal
-        options = self._options(body)
+        options = self._options(model.entry.id, body)
         if isinstance(options, JSONResponse):
             return options
         if refusal := self._rate_limited(request):
             return refusal
-        with self.hub.subscribe(model.entry.id) as subscription:
-            backlog = self._start_load(model, options)
-            for event in backlog:
-                if event.stage in LOAD_TERMINAL:
-                    return JSONResponse(event.to_dict())
-            while (item := await self.next_item(subscription)) is not None:
-                if item.event.stage in LOAD_TERMINAL:
-                    return JSONResponse(item.event.to_dict())
-        return error(503, "shutting_down", "The server is stopping")
+        event = await self._until_loaded(model, options)
+        if event is None:
+            return error(503, "shutting_down", "The server is stopping")
+        return Response(self.hub.payload(event), media_type="application/json")
 
     async def _body_model(self, request: Request):
         """The catalog model named by a JSON body's "model", or the refusal to answer."""
@@ -324,10 +423,18 @@ class LlmServer:
             return refusal
         return JSONResponse({"unloading": self.engine.unload(model.entry.id)})
 
+    async def remove(self, request: Request) -> Response:
+        model, refusal = await self._body_model(request)
+        if refusal:
+            return refusal
+        if not await self._remove(model.entry.id):
+            return error(409, "model_in_use", "Unload the model before removing it")
+        return JSONResponse({"removed": True})
+
     async def static(self, request: Request) -> Response:
-        name, media_type = STATIC_FILES[request.url.path]
+        path = self.files[request.url.path]
         return FileResponse(
-            web_root() / name, media_type=media_type, headers={"Cache-Control": "no-cache"}
+            path, media_type=MEDIA_TYPES[path.suffix], headers={"Cache-Control": "no-cache"}
         )
 
     async def not_found(self, request: Request, _exc: Exception) -> Response:
@@ -346,6 +453,9 @@ def create_app(
     config = config or ServerConfig()
     server = LlmServer(engine, library, config)
     routes = [
+        Route("/", server.index, methods=["GET", "HEAD"]),
+        Route("/index.html", server.index, methods=["GET", "HEAD"]),
+        Route("/actions/{action}", server.action, methods=["POST"]),
         Route("/api/llm/models", server.models, methods=["GET"]),
         Route("/api/llm/status", server.status, methods=["GET"]),
         Route("/api/llm/load_stream", server.load_stream, methods=["GET"]),
@@ -353,7 +463,8 @@ def create_app(
         Route("/api/llm/load", server.load, methods=["POST"]),
         Route("/api/llm/cancel", server.cancel, methods=["POST"]),
         Route("/api/llm/unload", server.unload, methods=["POST"]),
-        *(Route(path, server.static, methods=["GET", "HEAD"]) for path in STATIC_FILES),
+        Route("/api/llm/remove", server.remove, methods=["POST"]),
+        *(Route(path, server.static, methods=["GET", "HEAD"]) for path in server.files),
     ]
     app = Starlette(
         routes=routes,

@@ -2,7 +2,9 @@
 
 - Host header must name the server itself (defeats DNS rebinding).
 - Origin, when sent, must be the server's own (no cross-site use of the API; CORS only for it).
-- /api/ needs the per-launch token: `Authorization: Bearer T`, or `?token=T` for EventSource.
+- /api/ and /actions/ need the per-launch token: `Authorization: Bearer T`, `?token=T`, or the
+  strict same-site cookie the page sets (so the page, with scripts or without, needs no token
+  in its address after the first visit). Other paths learn whether the token came with them.
 - Paths with NUL, backslashes or `..` (also percent-encoded) are refused before routing.
 - Request bodies over the limit are refused.
 Every refusal is a JSON error with a status that says why.
@@ -16,8 +18,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
+from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs, unquote
 
+TOKEN_COOKIE = "llm_desktop_token"
+PROTECTED_PREFIXES = ("/api/", "/actions/")
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 MAX_BODY_BYTES = 16 * 1024
 
@@ -106,7 +111,9 @@ class Guard:
         if scope["method"] == "OPTIONS":
             await self._preflight(send, origin)
             return
-        if scope["path"].startswith("/api/") and not self._authorized(scope, headers):
+        authorized = self._authorized(scope, headers)
+        scope.setdefault("state", {})["authorized"] = authorized
+        if scope["path"].startswith(PROTECTED_PREFIXES) and not authorized:
             status = 401 if not self._presented_token(scope, headers) else 403
             message = "A token is required" if status == 401 else "The token is wrong"
             await send_error(
@@ -133,6 +140,13 @@ class Guard:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         if "token" in query:
             return query["token"][0].encode()
+        cookies = SimpleCookie()
+        try:
+            cookies.load(headers.get("cookie", ""))
+        except CookieError:
+            return None
+        if TOKEN_COOKIE in cookies:
+            return cookies[TOKEN_COOKIE].value.encode()
         return None
 
     def _authorized(self, scope, headers) -> bool:

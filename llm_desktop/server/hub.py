@@ -1,50 +1,49 @@
-"""Carries engine events from engine threads to asyncio subscribers, with a global numbering.
+"""The event bus for the server's event loop: each event with its view, serialised once.
 
-The engine calls subscribers from its session threads; each stream here owns an asyncio queue
-on the server's loop, fed with `call_soon_threadsafe`, so no engine thread ever waits on a
-client. The global stream (`/api/llm/events`) numbers every event once, and keeps the recent
-ones so a viewer that reconnects with Last-Event-ID gets what it missed.
+Engine threads publish on the bus; a feed here is a bus subscription whose delivery is a
+`call_soon_threadsafe` onto the server's loop, so no engine thread ever waits on a client. The
+hub is the bus's first subscriber: it applies each event to the server's `ModelStore` and keeps
+the JSON of the event with its card view and notice, made once however many viewers follow it.
+Replays (Last-Event-ID, attaching to a running load) come from the bus's own history.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
-from collections import deque
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable
 
-from llm_desktop.core.engine import Engine
+from llm_desktop.core.bus import EventBus, Subscription
 from llm_desktop.core.events import ProgressEvent
+from llm_desktop.core.store import ModelStore
 
-RECENT_LIMIT = 10_000
-
-
-@dataclass(frozen=True)
-class Numbered:
-    number: int
-    event: ProgressEvent
+PAYLOAD_MEMO_LIMIT = 2048
 
 
-class Subscription:
-    """Events (optionally of one model) queued on an event loop."""
+class Feed:
+    """Bus events queued on an asyncio loop."""
 
-    def __init__(self, hub: EventHub, loop: asyncio.AbstractEventLoop, model: str | None):
+    def __init__(self, hub: EventHub, loop: asyncio.AbstractEventLoop):
         self.hub = hub
         self.loop = loop
-        self.model = model
-        self.queue: asyncio.Queue[Numbered] = asyncio.Queue()
+        self.queue: asyncio.Queue[ProgressEvent] = asyncio.Queue()
+        self.subscription: Subscription | None = None
 
-    def offer(self, item: Numbered) -> None:
-        if self.model is None or item.event.model == self.model:
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+    def put(self, event: ProgressEvent) -> None:
+        # Raises RuntimeError once the loop is closed; the bus then drops this subscription.
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
 
-    async def get(self) -> Numbered:
+    async def get(self) -> ProgressEvent:
         return await self.queue.get()
 
     def close(self) -> None:
-        self.hub._remove(self)
+        if self.subscription is not None:
+            self.subscription.close()
+        self.hub._feeds.discard(self)
 
-    def __enter__(self) -> Subscription:
+    def __enter__(self) -> Feed:
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -52,55 +51,63 @@ class Subscription:
 
 
 class EventHub:
-    def __init__(self, engine: Engine):
-        self.engine = engine
+    def __init__(self, bus: EventBus, store: ModelStore):
+        self.bus = bus
+        self.store = store
         self._lock = threading.Lock()
-        self._subscriptions: list[Subscription] = []
-        self._recent: deque[Numbered] = deque(maxlen=RECENT_LIMIT)
-        self._number = 0
-        self._unsubscribe = engine.subscribe(self._receive)
+        self._payloads: OrderedDict[int, str] = OrderedDict()
+        self._feeds: set[Feed] = set()
+        self._subscription = bus.subscribe(self._receive)
 
     def _receive(self, event: ProgressEvent) -> None:
-        # Numbering and queueing under one lock: two engine threads must not number 50 and 51
-        # and then queue 51 first, or a stream that skips what it has sent would drop 50.
-        # Queueing is `call_soon_threadsafe`, so the lock is held for microseconds.
+        change = self.store.apply(event)
+        view, notice = (change.view, change.notice) if change else self.store.render(event)
+        data = serialise(event, view, notice)
         with self._lock:
-            self._number += 1
-            item = Numbered(self._number, event)
-            self._recent.append(item)
-            gone = []
-            for subscription in self._subscriptions:
-                try:
-                    subscription.offer(item)
-                except RuntimeError:  # its loop is closed: the stream is gone
-                    gone.append(subscription)
-            for subscription in gone:
-                self._subscriptions.remove(subscription)
+            self._payloads[event.seq] = data
+            while len(self._payloads) > PAYLOAD_MEMO_LIMIT:
+                self._payloads.popitem(last=False)
 
-    def subscribe(self, model: str | None = None) -> Subscription:
-        subscription = Subscription(self, asyncio.get_running_loop(), model)
+    def payload(self, event: ProgressEvent) -> str:
+        """The event's JSON with its view and notice: made once when it was published, or
+        now for an old event replayed to a viewer that resumes from far back."""
         with self._lock:
-            self._subscriptions.append(subscription)
-        return subscription
+            data = self._payloads.get(event.seq)
+        if data is None:
+            data = serialise(event, *self.store.render(event))
+        return data
 
-    def subscribe_after(self, number: int) -> tuple[Subscription, list[Numbered]]:
-        """A live subscription to every event, and the recorded ones numbered after `number`,
-        taken together so nothing falls between them."""
-        subscription = Subscription(self, asyncio.get_running_loop(), None)
-        with self._lock:
-            missed = [item for item in self._recent if item.number > number]
-            self._subscriptions.append(subscription)
-        return subscription, missed
+    def follow(self, model: str | None = None, *, after: int | None = None) -> Feed:
+        """Live events (of `model`, or all) on the running loop; with `after`, first the
+        recorded ones numbered after it."""
+        feed = self._feed()
+        feed.subscription = self.bus.subscribe(feed.put, model, after=after)
+        return feed
 
-    def _remove(self, subscription: Subscription) -> None:
-        with self._lock:
-            if subscription in self._subscriptions:
-                self._subscriptions.remove(subscription)
+    def attach_or_start(
+        self, model: str, start: Callable[[], None]
+    ) -> tuple[Feed, list[ProgressEvent]]:
+        """Follow the model's running operation from its start, or `start` one and follow it."""
+        feed = self._feed()
+        feed.subscription, backlog = self.bus.attach_or_start(model, feed.put, start)
+        return feed, backlog
+
+    def _feed(self) -> Feed:
+        feed = Feed(self, asyncio.get_running_loop())
+        self._feeds.add(feed)
+        return feed
 
     @property
     def subscriber_count(self) -> int:
-        with self._lock:
-            return len(self._subscriptions)
+        """Open feeds: viewers following events."""
+        return len(self._feeds)
 
     def close(self) -> None:
-        self._unsubscribe()
+        self._subscription.close()
+
+
+def serialise(event: ProgressEvent, view, notice) -> str:
+    data = event.to_dict()
+    data["view"] = view.to_dict() if view is not None else None
+    data["notice"] = notice.to_dict() if notice is not None else None
+    return json.dumps(data, separators=(",", ":"))

@@ -62,8 +62,9 @@ class ServerThread:
 
     @property
     def page_url(self) -> str:
-        """The management page, token in the fragment (never sent to the server or logged)."""
-        return f"{self.base_url}/#token={self.config.token}"
+        """The management page with its token: the first visit trades it for a strict
+        same-site cookie and redirects to the bare address."""
+        return f"{self.base_url}/?token={self.config.token}"
 
     def start(self, timeout: float = 10.0, *, wait: bool = True) -> ServerThread:
         self._thread = threading.Thread(target=self.run, name="llm-server", daemon=True)
