@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token", default=None, help="API token (default: a random one)")
     serve.add_argument("--dir", action="append", default=[], metavar="DIR", help="a folder")
     serve.add_argument("--no-known", action="store_true", help="skip other tools' folders")
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="also serve test_llm_progress.html; with no models, write a demo model to try it",
+    )
     serve.set_defaults(handler=command_serve)
 
     demo = commands.add_parser("demo-model", help="write a small valid GGUF with random weights")
@@ -259,18 +264,25 @@ def command_serve(args: argparse.Namespace) -> int:
 
     from llm_desktop.core import catalog
     from llm_desktop.core.engine import Engine
-    from llm_desktop.core.library import ModelLibrary
+    from llm_desktop.core.library import ModelLibrary, default_hidden_path
     from llm_desktop.server.app import ServerConfig
     from llm_desktop.server.runner import ServerThread
 
-    config = ServerConfig(hosts=(args.host,))
+    config = ServerConfig(hosts=(args.host,), dev=args.dev)
     if args.token:
         config.token = args.token
     library = ModelLibrary(
         [Path(d) for d in args.dir] or None,
         include_known=not args.no_known,
         cache=catalog.MetadataCache(),
+        hidden_path=default_hidden_path(),
     )
+    if args.dev and not library.refresh():
+        from llm_desktop.core.demo import spec_for_size, write_demo_model
+
+        folder = Path(args.dir[0]) if args.dir else catalog.default_models_dir()
+        path = write_demo_model(folder / "llm-desktop-demo.gguf", spec_for_size(64))
+        print(f"no models found: wrote the demo model {path}")
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -18,10 +18,10 @@ from PySide6.QtWidgets import QApplication
 from llm_desktop.core.demo import DemoSpec, spec_for_size, write_demo_model
 from llm_desktop.core.engine import Engine
 from llm_desktop.core.events import ModelState, Stage
+from llm_desktop.core.options import LoadOptions
 from llm_desktop.ui import theme
 from llm_desktop.ui.app import create_application, prepare_environment
 from llm_desktop.ui.main_window import MainWindow
-from llm_desktop.ui.model_card import LoadSettings
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
@@ -83,9 +83,9 @@ def main() -> int:
         settle(app, 2500)  # the hardware panel's first poll
         window.grab().save(str(OUT / "library.png"))
 
-        cards = {Path(card.entry.path).stem: card for card in window.cards.values()}
+        cards = {Path(card.view.path).stem: card for card in window.cards.values()}
         big = cards["big-context"]
-        big.set_settings(LoadSettings(use_mmap=False))
+        window.set_model_options(big.model_id, LoadOptions(use_mmap=False))
         shots = {}
 
         def capture(event):

@@ -66,8 +66,12 @@ class ServerThread:
         same-site cookie and redirects to the bare address."""
         return f"{self.base_url}/?token={self.config.token}"
 
+    @property
+    def started(self) -> bool:
+        return bool(self._server.started)
+
     def start(self, timeout: float = 10.0, *, wait: bool = True) -> ServerThread:
-        self._thread = threading.Thread(target=self.run, name="llm-server", daemon=True)
+        self._thread = threading.Thread(target=self._run_logged, name="llm-server", daemon=True)
         self._thread.start()
         if not wait:
             return self
@@ -79,11 +83,28 @@ class ServerThread:
         raise RuntimeError("the local server did not start")
 
     def run(self) -> None:
-        self._server.run(sockets=[self.socket])
+        """Serve until `stop()`; blocks. Raises if the server ends on its own, so the thread
+        that runs it (its own, or the app's job) reports the failure instead of going quiet."""
+        try:
+            self._server.run(sockets=[self.socket])
+        except SystemExit as exc:  # uvicorn exits on a failed start-up
+            raise RuntimeError(f"the local server could not start (exit {exc.code})") from None
+        if not self.server_state.closing.is_set():
+            raise RuntimeError("the local server stopped unexpectedly")
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def _run_logged(self) -> None:
+        try:
+            self.run()
+        except RuntimeError:
+            log.exception("the local server failed")
+
+    def request_stop(self) -> None:
+        """Ask the server to end (thread-safe); open streams end within a quarter second."""
         self.server_state.closing.set()
         self._server.should_exit = True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():

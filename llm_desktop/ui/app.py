@@ -46,7 +46,9 @@ def run(args: argparse.Namespace | None = None) -> int:
 
     engine = Engine(warm_hosts=1)
     try:
-        window = MainWindow(engine, demo_if_empty=bool(getattr(args, "demo", False)))
+        window = MainWindow(
+            engine, demo_if_empty=bool(getattr(args, "demo", False)), remember_removals=True
+        )
         probe = os.environ.get("LLM_DESKTOP_STARTUP_PROBE")
         if probe:
             _install_startup_probe(app, window, probe)

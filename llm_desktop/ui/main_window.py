@@ -35,33 +35,22 @@ from PySide6.QtWidgets import (
 )
 
 from llm_desktop import __version__
-from llm_desktop.core import catalog, fit
-from llm_desktop.core.demo import spec_for_size, write_demo_model
-from llm_desktop.core.engine import Engine, LoadOptions
-from llm_desktop.core.events import ModelState, ProgressEvent, Stage
-from llm_desktop.core.library import LibraryModel, ModelLibrary
-from llm_desktop.core.presenter import RETRY_FEWER_GPU_LAYERS, RETRY_SMALLER_CONTEXT, retry_advice
-from llm_desktop.server.runner import ServerThread
+from llm_desktop.core import catalog
+from llm_desktop.core.engine_api import EngineApi
+from llm_desktop.core.fit import format_bytes
+from llm_desktop.core.options import LoadOptions
+from llm_desktop.core.presenter import CardView, Notice
 from llm_desktop.ui import theme
+from llm_desktop.ui.controller import AppController
 from llm_desktop.ui.hardware_panel import HardwarePanel
-from llm_desktop.ui.model_card import LoadSettings, ModelCard
-from llm_desktop.ui.toast import ToastKind, ToastManager, ToastMessage
+from llm_desktop.ui.model_card import ModelCard
+from llm_desktop.ui.toast import ToastManager, ToastMessage
 from llm_desktop.ui.try_panel import TryPanel
 from llm_desktop.ui.web_panel import WebPanel
-from llm_desktop.workers.engine_bridge import EngineBridge
 from llm_desktop.workers.hardware_poller import HardwarePoller
-from llm_desktop.workers.jobs import (
-    Job,
-    JobContext,
-    JobRunner,
-    copy_with_progress,
-    unique_destination,
-)
+from llm_desktop.workers.jobs import Job
 
 log = logging.getLogger(__name__)
-
-DEMO_MODEL_MB = 64
-DEMO_MODEL_NAME = "llm-desktop-demo.gguf"
 
 
 class ImportRow(QFrame):
@@ -89,61 +78,97 @@ class ImportRow(QFrame):
     def show_progress(self, progress: tuple[int, int]) -> None:
         done, total = progress
         self.bar.setValue(int(done * 100 / total) if total else 100)
-        self.bar.setFormat(f"%p% · {fit.format_bytes(done)} of {fit.format_bytes(total)}")
+        self.bar.setFormat(f"%p% · {format_bytes(done)} of {format_bytes(total)}")
 
 
 class MainWindow(QMainWindow):
-    """Signals:
-    library_loaded(): the cards were (re)built from a catalog scan.
+    """Lays out the cards, the side panels and the toasts; the controller decides and acts.
+
+    Signals:
+        library_loaded(): the cards were (re)built from a catalog scan.
     """
 
     library_loaded = Signal()
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineApi,
         *,
         settings: QSettings | None = None,
         models_dir: Path | None = None,
         include_known: bool = True,
         poll_hardware: bool = True,
         demo_if_empty: bool = False,
+        remember_removals: bool = False,
     ):
         super().__init__()
-        self.engine = engine
         self.settings = settings or QSettings()
-        self.models_dir = models_dir or catalog.default_models_dir()
-        self.include_known = include_known
+        self.controller = AppController(
+            engine,
+            settings=self.settings,
+            models_dir=models_dir or catalog.default_models_dir(),
+            include_known=include_known,
+            remember_removals=remember_removals,
+            parent=self,
+        )
         self.cards: dict[str, ModelCard] = {}
         self._demo_if_empty = demo_if_empty
-        self._host_pids: dict[str, int] = {}
-        self.server: ServerThread | None = None
-        # One library for the cards and the in-app server: the same ids, the same scan.
-        self.library = ModelLibrary(
-            None, include_known=include_known, cache=catalog.MetadataCache()
-        )
-        self._generation: Job | None = None
+        self._toast_notices: dict[str, Notice] = {}
         self.setWindowTitle("llm-desktop")
         self.setAcceptDrops(True)
         self.setMinimumSize(760, 520)
 
-        self.jobs = JobRunner(self)
-        self.jobs.job_failed.connect(self._job_failed)
-        self.bridge = EngineBridge(engine, self)
-        self.bridge.event_received.connect(self.on_event)
-
         self._build_central()
         self._build_menus()
-        self.toasts = ToastManager(self.centralWidget())
+        self.toasts = ToastManager(self.side_panel)
         self.toasts.action_triggered.connect(self._toast_action)
+        self._wire_controller()
         self.poller: HardwarePoller | None = None
         if poll_hardware:
             self.poller = HardwarePoller(process_pids=self._loaded_pids)
             self.poller.snapshot_ready.connect(self.hardware_panel.update_report)
             self.poller.errored.connect(self._hardware_failed)
             self.poller.start()
+        self._loaded_pid_map: dict[str, int] = {}
         self._restore_window_state()
-        self.refresh_library()
+        self.controller.refresh_library()
+
+    # The controller's parts, named as the rest of the app and the tests know them.
+    @property
+    def engine(self) -> EngineApi:
+        return self.controller.engine
+
+    @property
+    def bridge(self):
+        return self.controller.bridge
+
+    @property
+    def jobs(self):
+        return self.controller.jobs
+
+    @property
+    def library(self):
+        return self.controller.library
+
+    @property
+    def models_dir(self) -> Path:
+        return self.controller.models_dir
+
+    @property
+    def server(self):
+        return self.controller.server
+
+    def _wire_controller(self) -> None:
+        controller = self.controller
+        controller.library_changed.connect(self._show_library)
+        controller.view_changed.connect(self._show_view)
+        controller.options_changed.connect(self._show_options)
+        controller.notice.connect(self.show_notice)
+        controller.loaded_changed.connect(self._loaded_models_changed)
+        controller.details_requested.connect(self._show_details)
+        controller.try_requested.connect(self.try_panel.select)
+        controller.import_started.connect(self._import_started)
+        controller.status_message.connect(self.statusBar().showMessage)
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -180,6 +205,7 @@ class MainWindow(QMainWindow):
         self.try_panel.prompt_submitted.connect(self.start_generation)
         self.try_panel.stop_requested.connect(self.engine.stop_generation)
         side = QWidget()
+        self.side_panel = side
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(0, 16, 16, 16)
         side_layout.setSpacing(12)
@@ -192,9 +218,11 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([700, 320])
-        # Toasts float over this container; they must not be children of the splitter, which
-        # would make each one a pane.
+        # Toasts float over the side column, so they never cover the cards a person is reading;
+        # with the side panels hidden, over this container (children of the splitter itself
+        # would each become a pane).
         central = QWidget()
+        self.central_container = central
         central_layout = QVBoxLayout(central)
         central_layout.setContentsMargins(0, 0, 0, 0)
         central_layout.addWidget(self.splitter)
@@ -271,183 +299,99 @@ class MainWindow(QMainWindow):
 
     # -- library ------------------------------------------------------------------------------
 
-    def library_folders(self) -> list[Path]:
-        extra = self.settings.value("library/folders", []) or []
-        if isinstance(extra, str):
-            extra = [extra]
-        return [self.models_dir, *(Path(folder) for folder in extra)]
-
     def refresh_library(self) -> None:
-        self.library.folders = self.library_folders()
-        library = self.library
-        job = Job("scan", lambda _context: library.refresh())
-        job.succeeded.connect(self._show_library)
-        self.jobs.start(job)
+        self.controller.refresh_library()
 
-    def _show_library(self, models: list[LibraryModel]) -> None:
+    def library_folders(self) -> list[Path]:
+        return self.controller.library_folders()
+
+    def _show_library(self, views: list[CardView]) -> None:
         seen = set()
-        for index, (entry, verdict) in enumerate((m.entry, m.verdict) for m in models):
-            seen.add(entry.id)
-            card = self.cards.get(entry.id)
+        for index, view in enumerate(views):
+            seen.add(view.model)
+            card = self.cards.get(view.model)
             if card is None:
-                card = self._add_card(entry, verdict)
+                card = ModelCard(view, self.controller.store.options(view.model))
+                card.action_requested.connect(self.controller.act)
+                card.options_changed.connect(self.controller.set_options)
+                self.cards[view.model] = card
             else:
-                card.set_fit(verdict)
+                card.render(view)
             self.cards_layout.insertWidget(index, card)
         for model_id in list(self.cards):
-            card = self.cards[model_id]
-            if model_id not in seen and card.view.state in (
-                ModelState.UNLOADED,
-                ModelState.FAILED,
-                ModelState.CANCELLED,
-            ):
+            if model_id not in seen:
                 self.cards.pop(model_id).deleteLater()
         if not self.cards and self._demo_if_empty:
             self._demo_if_empty = False  # once: a person who deletes it is not overruled
             self.create_demo_model()
         self.empty_state.setVisible(not self.cards)
         self.scroll.setVisible(bool(self.cards))
-        count = len(self.cards)
-        self.statusBar().showMessage(f"{count} model{'s' if count != 1 else ''} in the library")
         self.library_loaded.emit()
 
-    def _add_card(self, entry, verdict) -> ModelCard:
-        card = ModelCard(entry, verdict, self._load_settings(entry.id))
-        card.load_requested.connect(self.load_model)
-        card.cancel_requested.connect(self.engine.cancel)
-        card.unload_requested.connect(self.engine.unload)
-        card.try_requested.connect(self._try_model)
-        card.settings_changed.connect(self._save_settings)
-        last = self.engine.state(entry.id)
-        if last is not None:
-            card.apply_event(last)
-        self.cards[entry.id] = card
-        return card
+    def _show_view(self, view: CardView) -> None:
+        if (card := self.cards.get(view.model)) is not None:
+            card.render(view)
 
-    def _load_settings(self, model_id: str) -> LoadSettings:
-        key = f"models/{model_id}"
-        return LoadSettings(
-            n_ctx=int(self.settings.value(f"{key}/n_ctx", 0)),
-            gpu_layers=int(self.settings.value(f"{key}/gpu_layers", -1)),
-            use_mmap=str(self.settings.value(f"{key}/use_mmap", "true")).lower() == "true",
-        )
+    def _show_options(self, model_id: str, options: LoadOptions) -> None:
+        if (card := self.cards.get(model_id)) is not None and card.options() != options:
+            card.set_options(options)
 
-    def _save_settings(self, model_id: str, settings: LoadSettings) -> None:
-        key = f"models/{model_id}"
-        self.settings.setValue(f"{key}/n_ctx", settings.n_ctx)
-        self.settings.setValue(f"{key}/gpu_layers", settings.gpu_layers)
-        self.settings.setValue(f"{key}/use_mmap", "true" if settings.use_mmap else "false")
+    def set_model_options(self, model_id: str, options: LoadOptions) -> None:
+        """Set a model's load options as a person would in its card's settings."""
+        self.controller.set_options(model_id, options)
 
-    # -- engine ---------------------------------------------------------------------------------
+    # -- models -----------------------------------------------------------------------------------
 
     def load_model(self, model_id: str, options: LoadOptions) -> None:
-        card = self.cards.get(model_id)
-        if card is not None:
-            self.engine.load(card.entry.path, options, model=model_id)
+        self.controller.act(model_id, "load", options.to_dict())
 
     def unload_all(self) -> None:
-        for model_id, card in self.cards.items():
-            if card.view.state is ModelState.LOADED:
-                self.engine.unload(model_id)
+        self.controller.unload_all()
 
-    def on_event(self, event: ProgressEvent) -> None:
-        card = self.cards.get(event.model)
-        if card is not None:
-            card.apply_event(event)
-        name = card.entry.display_name if card else event.model
-        key = f"load:{event.model}"
-        if event.stage is Stage.COMPLETE:
-            self.toasts.show(ToastMessage(ToastKind.SUCCESS, f"{name} is ready", key=key))
-        elif event.stage is Stage.FAILED and event.error is not None:
-            self.toasts.show(
-                ToastMessage(
-                    ToastKind.ERROR,
-                    event.error.message,
-                    key=key,
-                    title=f"{name} failed to load" if event.op == "load" else name,
-                    action_text=retry_advice(event.error),
-                )
-            )
-        elif event.stage is Stage.CANCELLED:
-            self.toasts.show(ToastMessage(ToastKind.INFO, f"Loading {name} cancelled", key=key))
-        elif event.stage is Stage.UNLOADED:
-            self.toasts.show(ToastMessage(ToastKind.INFO, f"{name}: {event.message}", key=key))
-        if event.is_terminal or event.stage is Stage.UNLOADING:
-            self._loaded_models_changed()
+    def show_notice(self, notice: Notice) -> None:
+        self._toast_notices[notice.key] = notice
+        self.toasts.show(ToastMessage.from_notice(notice))
 
     def _toast_action(self, key: str) -> None:
-        if not key.startswith("load:"):
-            return
-        model_id = key.removeprefix("load:")
-        card = self.cards.get(model_id)
-        last = self.engine.state(model_id)
-        if card is None or last is None or last.stage is not Stage.FAILED:
-            return
-        settings = card.settings()
-        advice = retry_advice(last.error)
-        if advice == RETRY_FEWER_GPU_LAYERS:
-            layers = card.verdict.gpu_layers if card.verdict else settings.gpu_layers
-            settings = LoadSettings(settings.n_ctx, max(0, layers // 2), settings.use_mmap)
-        elif advice == RETRY_SMALLER_CONTEXT:
-            n_ctx = settings.n_ctx or fit.default_context(card.entry.context_length)
-            settings = LoadSettings(max(256, n_ctx // 2), settings.gpu_layers, settings.use_mmap)
-        card.set_settings(settings)
-        self._save_settings(model_id, settings)
-        self.load_model(model_id, settings.to_options())
+        notice = self._toast_notices.get(key)
+        action = AppController.notice_action(notice) if notice is not None else None
+        if action is not None:
+            self.controller.act(*action)
 
-    def _loaded_models(self) -> dict[str, str]:
-        return {
-            model_id: card.entry.display_name
-            for model_id, card in self.cards.items()
-            if card.view.state is ModelState.LOADED
-        }
+    def _show_details(self, view: CardView) -> None:
+        if view.error is None:
+            return
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle(view.title)
+        box.setText(view.error.message)
+        box.setDetailedText("\n".join(view.error.detail) or view.error.message)
+        box.setAccessibleName(f"Details: {view.title}")
+        box.open()
 
     def _loaded_pids(self) -> dict[str, int]:
         """Called from the poller's thread: only reads a dict the GUI thread replaces whole."""
-        return dict(self._host_pids)
+        return dict(self._loaded_pid_map)
 
-    def _loaded_models_changed(self) -> None:
-        loaded = self._loaded_models()
-        pids = {model_id: self.engine.host_pid(model_id) for model_id in loaded}
-        self._host_pids = {model_id: pid for model_id, pid in pids.items() if pid is not None}
+    def _loaded_models_changed(self, loaded: dict[str, str]) -> None:
+        self._loaded_pid_map = self.controller.loaded_pids()
         self.try_panel.set_models(loaded)
         self.hardware_panel.set_model_names(loaded)
         if self.poller is not None:
             self.poller.poll_now()
 
-    def _try_model(self, model_id: str) -> None:
-        self.try_panel.select(model_id)
-
     def start_generation(self, model_id: str, prompt: str, max_tokens: int) -> None:
-        engine = self.engine
-
-        def generate(context: JobContext) -> int:
-            count = 0
-            for piece in engine.generate(model_id, prompt, max_tokens):
-                context.report(piece)
-                count += 1
-            return count
-
-        job = Job("generate", generate, on_cancel=lambda: engine.stop_generation(model_id))
+        job = self.controller.start_generation(model_id, prompt, max_tokens)
         job.progress.connect(self.try_panel.append_piece)
         job.succeeded.connect(lambda _count: self.try_panel.finish())
         job.errored.connect(lambda exc: self.try_panel.finish(f"error: {exc}"))
-        self._generation = job
-        self.jobs.start(job)
 
     # -- adding models ----------------------------------------------------------------------
 
     def add_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Add a folder of GGUF models")
         if folder:
-            self.add_library_folder(Path(folder))
-
-    def add_library_folder(self, folder: Path) -> None:
-        folders = [str(path) for path in self.library_folders()[1:]]
-        if str(folder) not in folders:
-            folders.append(str(folder))
-            self.settings.setValue("library/folders", folders)
-        self.refresh_library()
+            self.controller.add_library_folder(Path(folder))
 
     def import_model_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -457,41 +401,20 @@ class MainWindow(QMainWindow):
             self.import_model(Path(path))
 
     def import_model(self, source: Path) -> Job:
-        destination = unique_destination(self.models_dir, source.name)
-        job = Job("import", lambda context: copy_with_progress(source, destination, context))
-        row = ImportRow(source.name, job)
+        return self.controller.import_model(source)
+
+    def _import_started(self, name: str, job: Job) -> None:
+        row = ImportRow(name, job)
+        job.done.connect(row.deleteLater)
         self.cards_layout.insertWidget(0, row)
         self.empty_state.setVisible(False)
         self.scroll.setVisible(True)
-        job.succeeded.connect(lambda path: self._import_done(row, f"Imported {path.name}"))
-        job.cancelled.connect(lambda: self._import_done(row, f"Import of {source.name} cancelled"))
-        job.errored.connect(lambda _exc: self._import_done(row, None))
-        return self.jobs.start(job)
-
-    def _import_done(self, row: ImportRow, message: str | None) -> None:
-        row.deleteLater()
-        if message:
-            self.toasts.show(ToastMessage(ToastKind.INFO, message, key=f"import:{message}"))
-        self.refresh_library()
 
     def create_demo_model(self) -> Job:
-        path = self.models_dir / DEMO_MODEL_NAME
         self.demo_button.setEnabled(False)
-        self.statusBar().showMessage("Writing the demo model…")
-        job = Job("demo", lambda _context: write_demo_model(path, spec_for_size(DEMO_MODEL_MB)))
-        job.succeeded.connect(self._demo_created)
+        job = self.controller.create_demo_model()
         job.done.connect(lambda: self.demo_button.setEnabled(True))
-        return self.jobs.start(job)
-
-    def _demo_created(self, path: Path) -> None:
-        self.toasts.show(
-            ToastMessage(
-                ToastKind.SUCCESS,
-                f"Demo model written to {path}. Press Load to watch it load.",
-                key="demo",
-            )
-        )
-        self.refresh_library()
+        return job
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if any(url.toLocalFile().lower().endswith(".gguf") for url in event.mimeData().urls()):
@@ -506,21 +429,11 @@ class MainWindow(QMainWindow):
 
     # -- web panel and server --------------------------------------------------------------
 
-    def ensure_server(self) -> ServerThread:
-        """The in-app server, started on first need (binding is instant; it serves at once)."""
-        if self.server is None:
-            self.library.folders = self.library_folders()
-            self.server = ServerThread(self.engine, self.library).start(wait=False)
-        return self.server
+    def ensure_server(self):
+        return self.controller.ensure_server()
 
     def _web_page_url(self) -> str:
-        """The page in the app's own light or dark look (the page's `#theme=` override), so
-        the panel matches the window rather than whatever Chromium guesses."""
-        scheme = theme.applied_scheme()
-        url = self.ensure_server().page_url
-        if scheme is None:
-            return url
-        return f"{url}&theme={'dark' if scheme in ('dark', 'high-contrast') else 'light'}"
+        return self.controller.page_url(theme.applied_scheme())
 
     def show_library(self) -> None:
         self.tabs.setCurrentIndex(0)
@@ -533,27 +446,17 @@ class MainWindow(QMainWindow):
             self.web_panel.open()
 
     def open_in_browser(self) -> None:
-        QDesktopServices.openUrl(QUrl(self.ensure_server().page_url))
+        QDesktopServices.openUrl(QUrl(self.controller.ensure_server().page_url))
 
     # -- errors, state, shutdown -------------------------------------------------------------
-
-    def _job_failed(self, name: str, exc: object) -> None:
-        titles = {
-            "scan": "Could not read the model library",
-            "import": "Import failed",
-            "demo": "Could not write the demo model",
-            "generate": "The reply failed",
-        }
-        self.toasts.show(
-            ToastMessage(ToastKind.ERROR, str(exc), key=f"job:{name}", title=titles.get(name))
-        )
 
     def _hardware_failed(self, exc: object) -> None:
         log.warning("hardware poll failed: %s", exc)
         self.statusBar().showMessage(f"Could not read hardware: {exc}", 10_000)
 
     def _toggle_side(self, visible: bool) -> None:
-        self.splitter.widget(1).setVisible(visible)
+        self.side_panel.setVisible(visible)
+        self.toasts.set_host(self.side_panel if visible else self.central_container)
 
     def _about(self) -> None:
         QMessageBox.about(
@@ -580,15 +483,8 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Cancel loads, end every host and stop every thread; safe to call twice."""
-        self.bridge.close()
         if self.poller is not None:
             self.poller.shutdown()
             self.poller = None
-        for job in self.jobs.running:
-            job.cancel()
         self.web_panel.shutdown()
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
-        self.engine.shutdown()
-        self.jobs.shutdown()
+        self.controller.shutdown()

@@ -25,7 +25,6 @@ toast (then ``QFrame#toast[kind="error"] {...}`` draws the box, with no painted 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from PySide6.QtCore import (
     QEasingCurve,
@@ -66,6 +65,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from llm_desktop.core.presenter import (
+    NOTICE_KIND_WORDS,
+    NOTICE_LIMIT,
+    NOTICE_TIMEOUT_MS,
+    Notice,
+    NoticeKind,
+)
 from llm_desktop.ui import theme
 from llm_desktop.ui.motion import reduced_motion
 
@@ -75,31 +81,9 @@ except ImportError:  # pragma: no cover - older Qt
     QAccessibleAnnouncementEvent = None
 
 
-class ToastKind(StrEnum):
-    SUCCESS = "success"
-    ERROR = "error"
-    WARNING = "warning"
-    INFO = "info"
-
-    @property
-    def label(self) -> str:
-        """The kind in words: the start of the accessible name ("Error: …")."""
-        return _LABELS[self]
-
-
-_LABELS = {
-    ToastKind.SUCCESS: "Success",
-    ToastKind.ERROR: "Error",
-    ToastKind.WARNING: "Warning",
-    ToastKind.INFO: "Information",
-}
-
-DEFAULT_TIMEOUT_MS: dict[ToastKind, int] = {
-    ToastKind.INFO: 4000,
-    ToastKind.SUCCESS: 4000,
-    ToastKind.WARNING: 6000,
-    ToastKind.ERROR: 9000,
-}
+# The kinds, their words and their lifetimes are the presenter's (one table for every surface).
+ToastKind = NoticeKind
+DEFAULT_TIMEOUT_MS = NOTICE_TIMEOUT_MS
 
 
 @dataclass(frozen=True)
@@ -120,6 +104,14 @@ class ToastMessage:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", ToastKind(self.kind))
+
+    @classmethod
+    def from_notice(cls, notice: Notice) -> ToastMessage:
+        """The presenter's notice as a toast; its first action is the toast's button."""
+        action = notice.actions[0].label if notice.actions else None
+        return cls(
+            notice.kind, notice.text, notice.key, notice.title or None, action, notice.timeout_ms
+        )
 
     @property
     def dedupe_key(self) -> str:
@@ -144,7 +136,7 @@ class ToastMessage:
         """The whole message as one sentence: accessible name and announcement."""
         parts = [p.strip() for p in (self.title, self.text) if p and p.strip()]
         body = ". ".join(p.rstrip(".") for p in parts[:-1]) + (". " if len(parts) > 1 else "")
-        return f"{self.kind.label}: {body}{parts[-1] if parts else ''}"
+        return f"{NOTICE_KIND_WORDS[self.kind]}: {body}{parts[-1] if parts else ''}"
 
 
 @dataclass(frozen=True)
@@ -214,7 +206,7 @@ class _KindIcon(QWidget):
 
     def set_kind(self, kind: ToastKind, color: QColor, glyph_color: QColor) -> None:
         self.kind, self.color, self.glyph_color = kind, color, glyph_color
-        self.setAccessibleName(kind.label)
+        self.setAccessibleName(NOTICE_KIND_WORDS[kind])
         self.update()
 
     def paintEvent(self, event: QPaintEvent) -> None:
@@ -695,7 +687,7 @@ class ToastManager(QObject):
 
     MARGIN = 12
     SPACING = 8
-    MAX_VISIBLE = 5
+    MAX_VISIBLE = NOTICE_LIMIT
 
     def __init__(
         self,
@@ -713,6 +705,18 @@ class ToastManager(QObject):
     @property
     def host(self) -> QWidget:
         return self._host
+
+    def set_host(self, host: QWidget) -> None:
+        """Float the toasts over another widget (the window keeps them off the cards)."""
+        if host is self._host:
+            return
+        self._host.removeEventFilter(self)
+        self._host = host
+        host.installEventFilter(self)
+        for toast in self._toasts:
+            toast.setParent(host)
+            toast.show()
+        self._relayout(animate=False)
 
     def show(self, message: ToastMessage) -> Toast:
         """Show `message`, or refresh the visible toast that has the same key."""

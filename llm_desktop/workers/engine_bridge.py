@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-from llm_desktop.core.engine import Engine
+from llm_desktop.core.engine_api import EngineApi
 from llm_desktop.core.events import ProgressEvent
 
 
 class EngineBridge(QObject):
     """Re-emits every engine event on the thread this object lives in (the GUI thread).
 
-    The engine calls subscribers from its session threads; emitting from there queues the signal
-    to this object's thread, so slots run in the GUI thread and never block the engine.
+    The bus calls subscribers from the engine's session threads; emitting from there queues the
+    signal to this object's thread, so slots run in the GUI thread and never block the engine.
 
     Signals:
         event_received(ProgressEvent): one engine event, in the order the engine made them.
@@ -20,12 +20,12 @@ class EngineBridge(QObject):
 
     event_received = Signal(object)
 
-    def __init__(self, engine: Engine, parent: QObject | None = None):
+    def __init__(self, engine: EngineApi, parent: QObject | None = None):
         super().__init__(parent)
-        self._unsubscribe = engine.subscribe(self._relay)
+        self._subscription = engine.bus.subscribe(self._relay)
 
     def _relay(self, event: ProgressEvent) -> None:
         self.event_received.emit(event)
 
     def close(self) -> None:
-        self._unsubscribe()
+        self._subscription.close()

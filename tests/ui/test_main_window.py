@@ -20,7 +20,8 @@ from llm_desktop.core.demo import DemoSpec, write_demo_model
 from llm_desktop.core.engine import Engine
 from llm_desktop.core.events import ModelState, Stage
 from llm_desktop.ui.main_window import MainWindow
-from llm_desktop.ui.model_card import LoadSettings, ModelCard
+from llm_desktop.core.options import LoadOptions
+from llm_desktop.ui.model_card import ModelCard
 from tests.helpers.library import make_library
 
 WAIT_MS = 60_000
@@ -51,7 +52,7 @@ def window(qtbot, library, tmp_path, no_leaked_processes):
 
 
 def card_named(window: MainWindow, stem: str) -> ModelCard:
-    (card,) = [c for c in window.cards.values() if Path(c.entry.path).stem == stem]
+    (card,) = [c for c in window.cards.values() if Path(c.view.path).stem == stem]
     return card
 
 
@@ -82,7 +83,7 @@ def test_library_lists_cards_with_facts_and_fit(window):
 
 def test_load_shows_progress_spinner_and_a_success_toast(qtbot, window):
     card = card_named(window, "big")
-    card.set_settings(LoadSettings(use_mmap=False))
+    window.set_model_options(card.model_id, LoadOptions(use_mmap=False))
     seen = record(window, card)
     qtbot.mouseClick(card.load_button, Qt.MouseButton.LeftButton)
     wait_state(qtbot, card, ModelState.LOADED)
@@ -104,20 +105,39 @@ def test_load_shows_progress_spinner_and_a_success_toast(qtbot, window):
     assert card.load_button.isEnabled()
 
 
-def test_corrupt_file_gives_an_error_toast_and_retry(qtbot, window):
+def test_unreadable_file_offers_details_and_removal_not_load(qtbot, window):
     card = card_named(window, "broken")
+    assert card.view.state is ModelState.UNREADABLE
+    assert not card.load_button.isVisible() and not card.retry_button.isVisible()
+    assert card.details_button.isVisible() and card.remove_button.isVisible()
+    qtbot.mouseClick(card.remove_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: card.model_id not in window.cards, timeout=WAIT_MS)
+    assert (window.models_dir / "broken.gguf").exists(), "removing hides; the file stays"
+    window.refresh_library()
+    qtbot.waitSignal(window.library_loaded, timeout=WAIT_MS)
+    assert card.model_id not in window.cards
+
+
+def test_a_file_llama_cannot_load_gives_one_error_and_no_retry(qtbot, window, tiny_model):
+    raw = tiny_model.read_bytes()
+    (window.models_dir / "cut.gguf").write_bytes(raw[: len(raw) - 4096])
+    window.refresh_library()
+    qtbot.waitUntil(lambda: len(window.cards) == 4, timeout=WAIT_MS)
+    card = card_named(window, "cut")
+    assert card.load_button.isVisible()
     qtbot.mouseClick(card.load_button, Qt.MouseButton.LeftButton)
     wait_state(qtbot, card, ModelState.FAILED)
-    assert card.retry_button.isVisible() and card.retry_button.isEnabled()
     assert "Not a valid GGUF model" in card.status.text()
+    assert not card.retry_button.isVisible(), "a retry cannot mend a damaged file"
+    assert card.details_button.isVisible() and card.remove_button.isVisible()
     errors = [t for t in window.toasts.visible_toasts() if "Error" in t.accessibleName()]
-    assert errors and "Not a valid GGUF model" in errors[0].accessibleName()
+    assert len(errors) == 1 and "Not a valid GGUF model" in errors[0].accessibleName()
     assert window.isVisible(), "the app goes on"
 
 
 def test_cancel_mid_load_returns_the_card_to_loadable(qtbot, window):
     card = card_named(window, "big")
-    card.set_settings(LoadSettings(use_mmap=False))
+    window.set_model_options(card.model_id, LoadOptions(use_mmap=False))
 
     def cancel_on_first_step(event):
         if event.model == card.model_id and event.stage is Stage.CONNECTING:
@@ -152,7 +172,7 @@ def test_keyboard_only_load_and_cancel(qtbot, window):
     qtbot.waitUntil(card.hasFocus, timeout=5000)  # focus comes back to the card
 
     big = card_named(window, "big")
-    big.set_settings(LoadSettings(use_mmap=False))
+    window.set_model_options(big.model_id, LoadOptions(use_mmap=False))
     big.setFocus()
 
     def escape_on_first_step(event):
@@ -170,6 +190,8 @@ def test_every_interactive_widget_has_an_accessible_name(window):
     for widget in window.findChildren(QWidget):
         if widget.objectName().startswith("qt_"):
             continue  # Qt's own internals (the menu bar's overflow button)
+        if not widget.isVisibleTo(window):
+            continue  # a card's buttons for actions its state does not offer: unreachable
         if isinstance(widget, kinds) and not widget.accessibleName():
             if isinstance(widget, QAbstractButton) and widget.text():
                 continue  # a button's text is its accessible name
@@ -198,7 +220,7 @@ def test_first_run_offers_a_demo_model(qtbot, tmp_path, no_leaked_processes):
     qtbot.mouseClick(window.demo_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(window.cards) == 1, timeout=WAIT_MS)
     (card,) = window.cards.values()
-    assert card.entry.display_name == "llm-desktop demo"
+    assert card.view.title == "llm-desktop demo"
     assert not window.empty_state.isVisible()
     window.close()
 
@@ -222,7 +244,7 @@ def test_closing_while_loading_ends_every_host(qtbot, library, tmp_path, no_leak
     window = make_window(qtbot, library, tmp_path)
     qtbot.waitUntil(lambda: len(window.cards) == 3, timeout=WAIT_MS)
     card = card_named(window, "big")
-    card.set_settings(LoadSettings(use_mmap=False))
+    window.set_model_options(card.model_id, LoadOptions(use_mmap=False))
     qtbot.mouseClick(card.load_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: card.view.state is ModelState.LOADING, timeout=WAIT_MS)
     window.close()

@@ -1,0 +1,302 @@
+"""The app's controller: the one Qt object that owns the engine, the library, the model store,
+the in-app server, background jobs and settings. Views ask it to act and render what it says.
+
+Data flows one way: engine → bus → `EngineBridge` (GUI thread) → `ModelStore` (Qt-free, decides
+views and notices through the presenter) → signals here → the window's cards and toasts. Every
+background task (a scan, an import, the demo model, a reply, the server itself) is a `Job`, so
+every failure reaches a person as a notice.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QSettings, Signal
+
+from llm_desktop.core import catalog, presenter
+from llm_desktop.core.demo import spec_for_size, write_demo_model
+from llm_desktop.core.engine_api import EngineApi
+from llm_desktop.core.events import ModelState, ProgressEvent
+from llm_desktop.core.library import LibraryModel, ModelLibrary, default_hidden_path
+from llm_desktop.core.options import InvalidOptions, LoadOptions
+from llm_desktop.core.presenter import ActionId, CardView, Notice, NoticeKind
+from llm_desktop.core.store import ModelStore
+from llm_desktop.server.runner import ServerThread
+from llm_desktop.workers.engine_bridge import EngineBridge
+from llm_desktop.workers.jobs import (
+    Job,
+    JobContext,
+    JobRunner,
+    copy_with_progress,
+    unique_destination,
+)
+
+log = logging.getLogger(__name__)
+
+DEMO_MODEL_MB = 64
+DEMO_MODEL_NAME = "llm-desktop-demo.gguf"
+BUSY_STATES = (ModelState.LOADING, ModelState.LOADED, ModelState.UNLOADING)
+
+
+class AppController(QObject):
+    """Signals:
+    library_changed(list): the cards to show, as `CardView`s in library order.
+    view_changed(object): one model's new `CardView`.
+    options_changed(str, object): a model id and the `LoadOptions` now in force for it.
+    notice(object): a `Notice` (toast) to show.
+    loaded_changed(dict): model id → title of the loaded models.
+    details_requested(object): the `CardView` whose error details a person asked for.
+    try_requested(str): a model id whose prompt panel a person asked for.
+    import_started(str, object): a file name and the `Job` copying it.
+    status_message(str): a line for the status bar.
+    """
+
+    library_changed = Signal(list)
+    view_changed = Signal(object)
+    options_changed = Signal(str, object)
+    notice = Signal(object)
+    loaded_changed = Signal(dict)
+    details_requested = Signal(object)
+    try_requested = Signal(str)
+    import_started = Signal(str, object)
+    status_message = Signal(str)
+
+    def __init__(
+        self,
+        engine: EngineApi,
+        *,
+        settings: QSettings,
+        models_dir: Path,
+        include_known: bool = True,
+        remember_removals: bool = False,
+        parent: QObject | None = None,
+    ):
+        super().__init__(parent)
+        self.engine = engine
+        self.settings = settings
+        self.models_dir = models_dir
+        self.store = ModelStore()
+        # One library for the cards and the in-app server: the same ids, the same scan.
+        self.library = ModelLibrary(
+            None,
+            include_known=include_known,
+            cache=catalog.MetadataCache(),
+            hidden_path=default_hidden_path() if remember_removals else None,
+        )
+        self.server: ServerThread | None = None
+        self.jobs = JobRunner(self)
+        self.jobs.job_failed.connect(self._job_failed)
+        self.bridge = EngineBridge(engine, self)
+        self.bridge.event_received.connect(self.apply_event)
+        self._closed = False
+
+    # -- the library ---------------------------------------------------------------------------
+
+    def library_folders(self) -> list[Path]:
+        extra = self.settings.value("library/folders", []) or []
+        if isinstance(extra, str):
+            extra = [extra]
+        return [self.models_dir, *(Path(folder) for folder in extra)]
+
+    def refresh_library(self) -> Job:
+        self.library.folders = self.library_folders()
+        library = self.library
+        job = Job("scan", lambda _context: library.refresh())
+        job.succeeded.connect(self._library_scanned)
+        return self.jobs.start(job)
+
+    def _library_scanned(self, models: list[LibraryModel]) -> None:
+        for model in models:
+            self.store.set_options(model.entry.id, self.saved_options(model.entry.id))
+        for model in models:  # a card that appears mid-load shows where the load is
+            if (last := self.engine.state(model.entry.id)) is not None:
+                self.store.apply(last)
+        views = self.store.set_library(models, keep=self.store.in_state(*BUSY_STATES))
+        self.library_changed.emit(views)
+        self.status_message.emit(presenter.library_summary(views, self.library.hardware))
+
+    def add_library_folder(self, folder: Path) -> None:
+        folders = [str(path) for path in self.library_folders()[1:]]
+        if str(folder) not in folders:
+            folders.append(str(folder))
+            self.settings.setValue("library/folders", folders)
+        self.refresh_library()
+
+    # -- options -------------------------------------------------------------------------------
+
+    def saved_options(self, model_id: str) -> LoadOptions:
+        key = f"models/{model_id}"
+        try:
+            return LoadOptions.parse(
+                {
+                    "n_ctx": self.settings.value(f"{key}/n_ctx"),
+                    "gpu_layers": self.settings.value(f"{key}/gpu_layers"),
+                    "use_mmap": self.settings.value(f"{key}/use_mmap"),
+                }
+            )
+        except InvalidOptions as exc:
+            log.warning("ignoring saved options of %s: %s", model_id, exc)
+            return LoadOptions()
+
+    def set_options(self, model_id: str, options: LoadOptions) -> None:
+        """A person changed a card's settings: remember them; the card's Load uses them."""
+        key = f"models/{model_id}"
+        for name, value in options.to_dict().items():
+            self.settings.setValue(f"{key}/{name}", value)
+        self.store.set_options(model_id, options)
+        self.options_changed.emit(model_id, options)
+        if (view := self.store.view(model_id)) is not None:
+            self.view_changed.emit(view)
+
+    # -- acting on a model ---------------------------------------------------------------------
+
+    def act(self, model_id: str, action: str, options: dict | None = None) -> None:
+        """Carry out a card's (or a toast's) action, with the options the view gave it."""
+        model = self.store.model(model_id)
+        view = self.store.view(model_id)
+        if model is None or view is None:
+            return
+        action = ActionId(action)
+        if action in (ActionId.LOAD, ActionId.RETRY):
+            chosen = LoadOptions.parse(options or {})
+            if action is ActionId.RETRY and chosen != self.store.options(model_id):
+                self.set_options(model_id, chosen)  # the retry's smaller setting sticks
+            self.engine.load(model.entry.path, chosen, model=model_id)
+        elif action is ActionId.CANCEL:
+            self.engine.cancel(model_id)
+        elif action is ActionId.UNLOAD:
+            self.engine.unload(model_id)
+        elif action is ActionId.TRY:
+            self.try_requested.emit(model_id)
+        elif action is ActionId.DETAILS:
+            self.details_requested.emit(view)
+        elif action is ActionId.REMOVE:
+            self.remove(model_id)
+
+    def remove(self, model_id: str) -> None:
+        if model_id in self.store.in_state(*BUSY_STATES):
+            return
+        title = self.store.view(model_id).title if self.store.view(model_id) else model_id
+        self.library.remove(model_id)
+        views = self.store.set_library(
+            self.library.models(), keep=self.store.in_state(*BUSY_STATES)
+        )
+        self.library_changed.emit(views)
+        self.notice.emit(
+            presenter.info_notice(f"{title} removed from the library", f"remove:{model_id}")
+        )
+
+    def unload_all(self) -> None:
+        for model_id in self.store.in_state(ModelState.LOADED):
+            self.engine.unload(model_id)
+
+    def apply_event(self, event: ProgressEvent) -> None:
+        change = self.store.apply(event)
+        if change is None:
+            return
+        self.view_changed.emit(change.view)
+        if change.notice is not None:
+            self.notice.emit(change.notice)
+        if change.state_changed:
+            self.loaded_changed.emit(self.store.in_state(ModelState.LOADED))
+
+    def loaded_pids(self) -> dict[str, int]:
+        pids = {model_id: self.engine.host_pid(model_id) for model_id in self.loaded_models()}
+        return {model_id: pid for model_id, pid in pids.items() if pid is not None}
+
+    def loaded_models(self) -> dict[str, str]:
+        return self.store.in_state(ModelState.LOADED)
+
+    def start_generation(self, model_id: str, prompt: str, max_tokens: int) -> Job:
+        engine = self.engine
+
+        def generate(context: JobContext) -> int:
+            count = 0
+            for piece in engine.generate(model_id, prompt, max_tokens):
+                context.report(piece)
+                count += 1
+            return count
+
+        job = Job("generate", generate, on_cancel=lambda: engine.stop_generation(model_id))
+        return self.jobs.start(job, report_errors=False)
+
+    # -- adding models ---------------------------------------------------------------------------
+
+    def import_model(self, source: Path) -> Job:
+        destination = unique_destination(self.models_dir, source.name)
+        job = Job("import", lambda context: copy_with_progress(source, destination, context))
+        job.succeeded.connect(lambda path: self._added(f"Imported {path.name}"))
+        job.cancelled.connect(lambda: self._added(f"Import of {source.name} cancelled"))
+        job.errored.connect(lambda _exc: self.refresh_library())
+        self.import_started.emit(source.name, job)
+        return self.jobs.start(job)
+
+    def create_demo_model(self) -> Job:
+        path = self.models_dir / DEMO_MODEL_NAME
+        self.status_message.emit("Writing the demo model…")
+        job = Job("demo", lambda _context: write_demo_model(path, spec_for_size(DEMO_MODEL_MB)))
+        job.succeeded.connect(
+            lambda written: self._added(
+                f"Demo model written to {written}. Press Load to watch it load.",
+                NoticeKind.SUCCESS,
+            )
+        )
+        return self.jobs.start(job)
+
+    def _added(self, text: str, kind: NoticeKind = NoticeKind.INFO) -> None:
+        self.notice.emit(presenter.info_notice(text, f"added:{text}", kind))
+        self.refresh_library()
+
+    # -- the in-app server -------------------------------------------------------------------------
+
+    def ensure_server(self) -> ServerThread:
+        """The in-app server, started on first need (binding is instant; it serves at once),
+        run as a job like every other background task, so its failure becomes a notice."""
+        if self.server is None:
+            self.library.folders = self.library_folders()
+            server = ServerThread(self.engine, self.library)
+            self.jobs.start(Job("server", lambda _context: server.run(), server.request_stop))
+            self.server = server
+        return self.server
+
+    def page_url(self, scheme: str | None) -> str:
+        """The page in the app's own light or dark look (the page's `theme` parameter)."""
+        url = self.ensure_server().page_url
+        if scheme is None:
+            return url
+        return f"{url}&theme={'dark' if scheme in ('dark', 'high-contrast') else 'light'}"
+
+    # -- errors and shutdown ---------------------------------------------------------------------
+
+    def _job_failed(self, name: str, exc: object) -> None:
+        if self._closed:
+            return
+        if name == "server":
+            self.server = None  # the next need starts a fresh one
+        self.notice.emit(presenter.job_notice(name, str(exc)))
+
+    def shutdown(self) -> None:
+        """Cancel loads, end every host and stop every thread; safe to call twice."""
+        self._closed = True
+        self.bridge.close()
+        for job in self.jobs.running:
+            job.cancel()
+        if self.server is not None:
+            self.server.request_stop()
+        self.engine.shutdown()
+        self.jobs.shutdown()
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    @staticmethod
+    def notice_action(notice: Notice) -> tuple[str, str, dict | None] | None:
+        """(model, action id, options) of a notice's button, if it has one."""
+        if not notice.actions or not notice.model:
+            return None
+        action = notice.actions[0]
+        return notice.model, str(action.id), action.options
+
+
+__all__ = ["AppController", "CardView"]

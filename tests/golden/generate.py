@@ -1,0 +1,237 @@
+"""The golden table of the presentation contract: events in, views and notices out.
+
+`python -m tests.golden.generate` writes `presentation.json` from the Python presenter; the
+Python test checks the committed file still matches it, and the JavaScript suite binds every
+view onto a card and checks the page shows what the server renders (`html`). A change to a
+display rule therefore shows up as a diff of this file, reviewed once, for every surface.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from llm_desktop.core import presenter
+from llm_desktop.core.catalog import ModelEntry
+from llm_desktop.core.events import GPU_OOM_MESSAGE, ErrorInfo, ErrorKind, ProgressEvent, Stage
+from llm_desktop.core.fit import FitVerdict, MemoryEstimate
+from llm_desktop.core.options import LoadOptions
+from llm_desktop.server.page import card_html
+
+GOLDEN = Path(__file__).with_name("presentation.json")
+GB = 1_000_000_000
+
+ENTRY = ModelEntry(
+    id="demo-1a2b3c4d5e",
+    path="/models/demo.gguf",
+    parts=("/models/demo.gguf",),
+    source="folder",
+    display_name="Demo <7B> & friends",
+    architecture="llama",
+    size_label="7B",
+    parameter_count=7_000_000_000,
+    quantization="Q4_K_M",
+    context_length=4096,
+    block_count=32,
+    embedding_length=4096,
+    head_count=32,
+    head_count_kv=8,
+    key_length=128,
+    value_length=128,
+    vocab_size=32000,
+    file_size=int(4.1 * GB),
+    mtime=0.0,
+)
+SPLIT_ENTRY = replace(
+    ENTRY,
+    id="big-0000000001",
+    path="/lmstudio/big-00001-of-00002.gguf",
+    parts=("/lmstudio/big-00001-of-00002.gguf", "/lmstudio/big-00002-of-00002.gguf"),
+    source="lmstudio",
+    display_name="Big",
+    size_label=None,
+    context_length=None,
+)
+UNREADABLE_ENTRY = replace(
+    ENTRY,
+    id="broken-0000000002",
+    path="/models/broken.gguf",
+    display_name="broken",
+    error="Not a valid GGUF model: bad magic",
+)
+ESTIMATE = MemoryEstimate(weights=4 * GB, kv_cache=GB // 2, compute=GB // 4, total=5 * GB)
+
+
+def verdict(kind: str, gpu_layers: int = 0) -> FitVerdict:
+    summaries = {
+        "cpu": "Needs 5.0 GB; 12.0 GB of RAM available; no NVIDIA GPU detected",
+        "gpu": "Needs 5.0 GB; 8.0 GB free on GPU 0",
+        "partial": "Needs 5.0 GB; 20 of 33 layers fit in 3.0 GB free on GPU 0",
+        "no": "Needs 5.0 GB; only 2.0 GB of RAM available",
+    }
+    return FitVerdict(kind, gpu_layers, 32, ESTIMATE, 12 * GB, 0, None, summaries[kind])
+
+
+def event(stage: Stage, pct: float, message: str, seq: int, **fields) -> ProgressEvent:
+    return ProgressEvent(ENTRY.id, seq, stage, pct, message, ts=0.0, **fields)
+
+
+def failed(kind: ErrorKind, message: str, seq: int, **fields) -> ProgressEvent:
+    error = ErrorInfo(kind, message, ("llama_model_load: error loading model", "last log line"))
+    return event(Stage.FAILED, 37.0, message, seq, error=error, **fields)
+
+
+def cases() -> list[dict]:
+    loading = dict(bytes_done=int(1.7 * GB), bytes_total=int(4.1 * GB), rate_bps=1.9e9, eta_s=1.3)
+    rows = [
+        ("never loaded", ENTRY, None, verdict("cpu"), None),
+        ("connecting", ENTRY, event(Stage.CONNECTING, 0, "Attaching a model host", 1), None, None),
+        (
+            "reading metadata",
+            ENTRY,
+            event(Stage.PARSING, 2, "Reading model metadata", 3),
+            None,
+            None,
+        ),
+        (
+            "loading weights",
+            ENTRY,
+            event(Stage.LOADING, 41.6, "Loading weights", 5, **loading),
+            verdict("gpu", 33),
+            None,
+        ),
+        (
+            "loading, no rate yet",
+            ENTRY,
+            event(Stage.LOADING, 5, "Loading weights", 4, bytes_done=0, bytes_total=int(4.1 * GB)),
+            None,
+            None,
+        ),
+        (
+            "loading, minutes left",
+            ENTRY,
+            event(Stage.LOADING, 12.5, "Loading weights", 6, **{**loading, "eta_s": 125.0}),
+            None,
+            None,
+        ),
+        (
+            "creating context",
+            ENTRY,
+            event(Stage.OPTIMIZING, 90, "Creating context (4096 tokens)", 7),
+            None,
+            None,
+        ),
+        (
+            "warming up",
+            ENTRY,
+            event(Stage.FINALIZING, 96, "Warming up: first decode", 8),
+            None,
+            None,
+        ),
+        (
+            "loaded",
+            ENTRY,
+            event(Stage.COMPLETE, 100, "Ready (4096-token context)", 9, memory_bytes=int(4.4 * GB)),
+            verdict("partial", 20),
+            None,
+        ),
+        (
+            "out of RAM",
+            ENTRY,
+            failed(ErrorKind.OUT_OF_MEMORY, "Out of memory - Model too large", 10),
+            verdict("no"),
+            LoadOptions(n_ctx=2048),
+        ),
+        (
+            "out of GPU memory",
+            ENTRY,
+            failed(ErrorKind.OUT_OF_MEMORY, GPU_OOM_MESSAGE, 11),
+            verdict("partial", 20),
+            None,
+        ),
+        (
+            "engine crashed",
+            ENTRY,
+            failed(ErrorKind.ENGINE_CRASHED, "The model engine crashed (SIGSEGV)", 12),
+            None,
+            None,
+        ),
+        (
+            "not a model",
+            ENTRY,
+            failed(ErrorKind.INVALID_MODEL, "Not a valid GGUF model: truncated tensor data", 13),
+            None,
+            None,
+        ),
+        (
+            "cancelled",
+            ENTRY,
+            event(
+                Stage.CANCELLED,
+                37,
+                "Loading cancelled",
+                14,
+                error=ErrorInfo(ErrorKind.CANCELLED, "Loading cancelled"),
+            ),
+            None,
+            None,
+        ),
+        (
+            "unloading",
+            ENTRY,
+            replace(
+                event(Stage.UNLOADING, 0, "Unloading", 15, memory_bytes=int(4.4 * GB)), op="unload"
+            ),
+            None,
+            None,
+        ),
+        (
+            "unloaded",
+            ENTRY,
+            replace(
+                event(
+                    Stage.UNLOADED, 100, "Unloaded; freed 4.4 GB", 16, memory_bytes=int(4.4 * GB)
+                ),
+                op="unload",
+            ),
+            None,
+            None,
+        ),
+        ("unreadable file", UNREADABLE_ENTRY, None, None, None),
+        ("split model from LM Studio", SPLIT_ENTRY, None, verdict("cpu"), None),
+    ]
+    out = []
+    for name, entry, ev, fit_verdict, options in rows:
+        if ev is not None:
+            ev = replace(ev, model=entry.id)
+        view = presenter.card_view(entry, ev, verdict=fit_verdict, options=options)
+        notice = presenter.notice_for(view, ev) if ev is not None else None
+        out.append(
+            {
+                "name": name,
+                "event": ev.to_dict() if ev else None,
+                "view": view.to_dict(),
+                "notice": notice.to_dict() if notice else None,
+                "html": card_html(view),
+            }
+        )
+    same_name = [replace(ENTRY, id=f"twin-{n}", path=f"/models/twin-{n}.gguf") for n in (1, 2)]
+    return out + [
+        {
+            "name": "two models with one name",
+            "titles": presenter.titles(same_name),
+        }
+    ]
+
+
+def render() -> str:
+    return json.dumps({"cases": cases()}, indent=1, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--check"]:
+        sys.exit(0 if GOLDEN.read_text() == render() else 1)
+    GOLDEN.write_text(render())
+    print(f"wrote {GOLDEN}")
