@@ -8,7 +8,6 @@ import logging
 import os
 import shutil
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -108,7 +107,7 @@ def run_app(args: argparse.Namespace) -> int:
 
 
 def command_models(args: argparse.Namespace) -> int:
-    from llm_desktop.core import catalog, fit
+    from llm_desktop.core import catalog, presenter
     from llm_desktop.core.library import ModelLibrary
 
     library = ModelLibrary(
@@ -117,39 +116,33 @@ def command_models(args: argparse.Namespace) -> int:
         cache=catalog.MetadataCache(),
         n_ctx=args.n_ctx,
     )
-    rows = [(model.entry, model.verdict) for model in library.refresh()]
+    models = library.refresh()
     snapshot = library.hardware
+    titles = presenter.titles(model.entry for model in models)
+    views = [
+        presenter.card_view(model.entry, verdict=model.verdict, title=titles[model.entry.id])
+        for model in models
+    ]
     if args.json:
         document = {
             "hardware": snapshot.to_dict(),
             "models": [
-                {**entry.to_dict(), "fit": verdict.to_dict() if verdict else None}
-                for entry, verdict in rows
+                {**model.to_dict(), "view": view.to_dict()}
+                for model, view in zip(models, views, strict=True)
             ],
         }
         print(json.dumps(document, indent=2))
         return 0
-    print(f"RAM: {fit.format_bytes(snapshot.ram.available)} available; {snapshot.gpu_status}")
-    if not rows:
+    print(presenter.library_summary(views, snapshot))
+    if not views:
         print("No models found. Try: llm-desktop demo-model ~/models/demo.gguf")
         return 0
-    for entry, verdict in rows:
-        print(f"\n{entry.display_name}  [{entry.id}]")
-        print(f"  {entry.path}")
-        if entry.error:
-            print(f"  error: {entry.error}")
-            continue
-        details = [
-            entry.architecture,
-            entry.size_label or "? params",
-            entry.quantization,
-            f"ctx {entry.context_length}" if entry.context_length else None,
-            f"{entry.block_count} layers" if entry.block_count else None,
-            fit.format_bytes(entry.file_size),
-        ]
-        print("  " + ", ".join(d for d in details if d))
-        if verdict:
-            print(f"  fit: {verdict.verdict} - {verdict.summary}")
+    for view in views:
+        print(f"\n{view.title}  [{view.model}]")
+        print(f"  {view.path}")
+        print(f"  {view.facts}")
+        if view.fit:
+            print(f"  {view.fit.text}: {view.fit.summary}")
     return 0
 
 
@@ -157,24 +150,33 @@ def command_models(args: argparse.Namespace) -> int:
 
 
 def command_load(args: argparse.Namespace) -> int:
-    from llm_desktop.core.engine import Engine, LoadOptions
+    from llm_desktop.core import catalog
+    from llm_desktop.core.engine import Engine
+    from llm_desktop.core.options import InvalidOptions, LoadOptions
 
     if args.prompt and args.json:
         print("llm-desktop load: --prompt cannot be combined with --json", file=sys.stderr)
         return 2
-    options = LoadOptions(
-        n_ctx=args.n_ctx,
-        n_gpu_layers=args.gpu_layers,
-        use_mmap=not args.no_mmap,
-        force=args.force,
-    )
-    render = JsonRenderer() if args.json else TerminalRenderer(sys.stderr)
+    try:
+        options = LoadOptions.parse(
+            {
+                "n_ctx": args.n_ctx,
+                "gpu_layers": args.gpu_layers,
+                "use_mmap": not args.no_mmap,
+                "force": args.force,
+            }
+        )
+    except InvalidOptions as exc:
+        print(f"llm-desktop load: {exc}", file=sys.stderr)
+        return 2
     with Engine(warm_hosts=0, stall_timeout_s=args.stall_timeout) as engine:
-        model = engine.model_id(args.path)
+        entries = catalog.scan([args.path], include_known=False)
+        entry = entries[0] if entries else None
+        model = entry.id if entry else engine.model_id(args.path)
+        render = ViewRenderer(entry, options, args.json, sys.stdout if args.json else sys.stderr)
         with engine.events(model) as stream:
             engine.load(args.path, options, model=model)
             final = _follow(engine, model, stream, render)
-        render.close()
         if final is None or final.stage is not Stage.COMPLETE:
             if final is not None and final.stage is Stage.CANCELLED:
                 return EXIT_CANCELLED
@@ -188,7 +190,6 @@ def command_load(args: argparse.Namespace) -> int:
 
 def _follow(engine, model: str, stream, render) -> ProgressEvent | None:
     """Render events until the load ends; Ctrl-C cancels it and waits for `cancelled`."""
-    final = None
     while True:
         try:
             event = stream.get(timeout=0.2)
@@ -199,60 +200,56 @@ def _follow(engine, model: str, stream, render) -> ProgressEvent | None:
             continue
         render(event)
         if event.is_terminal:
-            final = event
-            return final
+            return event
 
 
-class JsonRenderer:
-    def __call__(self, event: ProgressEvent) -> None:
-        print(event.to_json(), flush=True)
+class ViewRenderer:
+    """The presenter's view of each event: one JSON line each (`--json`, the server's payload),
+    a redrawn line with a bar on a terminal, or one line per stage elsewhere."""
 
-    def close(self) -> None:
-        pass
-
-
-class TerminalRenderer:
-    """A one-line progress bar on a terminal; one line per stage elsewhere."""
-
-    def __init__(self, stream) -> None:
+    def __init__(self, entry, options, as_json: bool, stream) -> None:
+        self.entry = entry
+        self.options = options
+        self.as_json = as_json
         self.stream = stream
         self.tty = stream.isatty()
         self.last_stage: Stage | None = None
-        self.started = time.monotonic()
 
     def __call__(self, event: ProgressEvent) -> None:
-        line = format_progress(event, shutil.get_terminal_size((100, 20)).columns)
+        from llm_desktop.core import presenter
+
+        view = notice = None
+        if self.entry is not None:
+            view = presenter.card_view(self.entry, event, options=self.options)
+            notice = presenter.notice_for(view, event)
+        if self.as_json:
+            data = event.to_dict()
+            data["view"] = view.to_dict() if view else None
+            data["notice"] = notice.to_dict() if notice else None
+            print(json.dumps(data, separators=(",", ":")), file=self.stream, flush=True)
+            return
+        line = presenter.progress_line(view) if view else f"{event.stage}: {event.message}"
         if self.tty:
-            self.stream.write("\r\x1b[2K" + line)
+            columns = shutil.get_terminal_size((100, 20)).columns
+            self.stream.write("\r\x1b[2K" + with_bar(line, event.pct, columns))
             if event.is_terminal:
                 self.stream.write("\n")
         elif event.stage is not self.last_stage or event.is_terminal:
             self.stream.write(line + "\n")
-        self.stream.flush()
+        if notice is not None and not self.tty:
+            self.stream.write(f"{notice.title or notice.kind_word}: {notice.text}\n")
         self.last_stage = event.stage
         if event.error and event.error.detail and event.stage is Stage.FAILED:
             for detail in event.error.detail[-5:]:
                 self.stream.write(f"    {detail}\n")
-
-    def close(self) -> None:
         self.stream.flush()
 
 
-def format_progress(event: ProgressEvent, columns: int = 100) -> str:
-    from llm_desktop.core.fit import format_bytes
-
-    parts = [f"{event.stage.value:<12}", f"{event.pct:5.1f}%"]
-    if event.bytes_total and event.stage is Stage.LOADING:
-        parts.append(f"{format_bytes(event.bytes_done or 0)}/{format_bytes(event.bytes_total)}")
-    if event.rate_bps:
-        parts.append(f"{format_bytes(event.rate_bps)}/s")
-    if event.eta_s is not None and event.stage is Stage.LOADING:
-        parts.append(f"ETA {event.eta_s:.1f}s")
-    tail = "  ".join(parts) + "  " + event.message
-    width = max(10, min(30, columns - len(tail) - 4))
-    filled = int(width * event.pct / 100)
-    bar = "[" + "#" * filled + "." * (width - filled) + "]"
-    return (bar + " " + tail)[: max(20, columns - 1)]
+def with_bar(line: str, pct: float, columns: int) -> str:
+    """A text bar before `line`, all within the terminal's width."""
+    width = max(10, min(30, columns - len(line) - 4))
+    filled = int(width * pct / 100)
+    return ("[" + "#" * filled + "." * (width - filled) + "] " + line)[: max(20, columns - 1)]
 
 
 # -- serve ---------------------------------------------------------------------------------------

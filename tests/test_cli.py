@@ -8,11 +8,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
-from llm_desktop.cli import format_progress
+from llm_desktop.core import catalog, presenter
 from llm_desktop.core.engine import preflight
 from llm_desktop.core.events import ErrorKind, ModelError, ProgressEvent, Stage
+from llm_desktop.core.options import LoadOptions
 
 CLI = [sys.executable, "-m", "llm_desktop.cli"]
 
@@ -39,7 +39,7 @@ def test_load_json_prints_one_event_per_line_and_the_outcome_last(tiny_model):
 def test_load_with_a_prompt_streams_a_reply(tiny_model):
     result = run_cli("load", str(tiny_model), "--prompt", "Hi", "--max-tokens", "4")
     assert result.returncode == 0, result.stderr
-    assert "complete" in result.stderr
+    assert "is ready" in result.stderr
     assert result.stdout.strip() != "" or result.stdout == "\n"
 
 
@@ -114,22 +114,24 @@ def test_demo_model_then_models_lists_it(tmp_path):
     assert model["fit"]["verdict"] in ("gpu", "partial", "cpu")
     assert "ram" in document["hardware"]
     text = run_cli("models", "--dir", str(tmp_path / "lib"), "--no-known")
-    assert "llm-desktop demo" in text.stdout and "fit:" in text.stdout
+    view = model["view"]
+    assert f"{view['title']}  [{view['model']}]" in text.stdout
+    assert view["facts"] in text.stdout and f"{view['fit']['text']}: " in text.stdout
 
 
-def test_progress_line_shows_stage_bytes_rate_and_eta():
-    event = ProgressEvent(
-        model="m",
-        seq=3,
-        stage=Stage.LOADING,
-        pct=47.5,
-        message="Loading weights",
-        bytes_done=150_000_000,
-        bytes_total=300_000_000,
-        rate_bps=500_000_000,
-        eta_s=0.3,
-        ts=time.time(),
-    )
-    line = format_progress(event, 120)
-    for text in ("loading", "47.5%", "150", "300", "/s", "ETA 0.3s", "["):
-        assert text in line
+def test_load_prints_the_presenters_view_of_every_event(tiny_model):
+    """The CLI decides no wording: each JSON line carries the presenter's view of its event,
+    and the terminal lines are the presenter's progress lines."""
+    (entry,) = catalog.scan([tiny_model], include_known=False)
+    result = run_cli("load", str(tiny_model), "--json", "--n-ctx", "128")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    for line in lines:
+        event = ProgressEvent.from_dict(line)
+        view = presenter.card_view(entry, event, options=LoadOptions(n_ctx=128))
+        assert line["view"] == view.to_dict()
+    assert lines[-1]["notice"]["text"] == f"{entry.display_name} is ready"
+
+    text = run_cli("load", str(tiny_model), "--n-ctx", "128")
+    final = [line for line in text.stderr.splitlines() if ": Loaded · 100%" in line]
+    assert final and final[0].startswith(f"{entry.display_name}: Loaded · 100% · Ready")
