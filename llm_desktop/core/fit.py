@@ -3,7 +3,9 @@
 The numbers are an estimate, on purpose on the high side: weights are taken as the file's size,
 the KV cache as full attention over every layer, and the compute buffer from a rough constant.
 They decide a default (GPU, partial offload, CPU) and warn before a load that cannot succeed;
-the load itself, and llama.cpp's own allocation, remain the truth.
+the load itself, and llama.cpp's own allocation, remain the truth. A GPU counts only when the
+llama.cpp build can offload to it (`hardware.LlamaBuild`): a CPU-only build runs every layer on
+the CPU, whatever NVML finds.
 
 This module reads plain numbers through `ModelShape`, so it depends on neither the catalog nor
 Qt; `format_bytes` is the one way sizes are written for people, in the CLI and the UI alike.
@@ -16,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from llm_desktop.core.hardware import GpuInfo, RamInfo
+from llm_desktop.core.hardware import GpuInfo, LlamaBuild, RamInfo, gpus_found_text
 
 if TYPE_CHECKING:
     from llm_desktop.core.gguf_header import GGUFInfo
@@ -259,28 +261,42 @@ def assess(
     gpu_layers: int | None = None,
     kv_bytes_per_element: float = 2,
     n_batch: int = 512,
+    llama_build: LlamaBuild | None = None,
 ) -> FitVerdict:
     """Judge where the model fits. `gpu_layers=None` picks the best split; a number (llama.cpp's
     n_gpu_layers, negative meaning all) judges that split instead.
 
     Only one GPU is considered, the one with the most free VRAM: llama.cpp can spread layers
-    over several, which this estimate does not count on.
+    over several, which this estimate does not count on. `llama_build` (from
+    `HardwareSnapshot.llama_build` or `GpuMonitor.llama_build`) says whether llama.cpp can use
+    the GPUs: when it cannot, they are left out and a CPU verdict says why. None means not
+    known, and the GPUs count.
     """
     memory = estimate(shape, n_ctx, kv_bytes_per_element=kv_bytes_per_element, n_batch=n_batch)
     gpu = max(gpus, key=lambda g: g.memory_free, default=None)
-    return _Assessment(shape, memory, ram, gpu).judge(gpu_layers)
+    unused_gpu = ""
+    if gpu is not None and llama_build is not None and not llama_build.gpu_offload:
+        unused_gpu = f"{gpus_found_text(len(gpus))}; {llama_build.why_not_gpu}"
+        gpu = None
+    return _Assessment(shape, memory, ram, gpu, unused_gpu).judge(gpu_layers)
 
 
 class _Assessment:
     """The arithmetic of one `assess` call, kept together so each verdict reads the same."""
 
     def __init__(
-        self, shape: ModelShape, memory: MemoryEstimate, ram: RamInfo, gpu: GpuInfo | None
+        self,
+        shape: ModelShape,
+        memory: MemoryEstimate,
+        ram: RamInfo,
+        gpu: GpuInfo | None,
+        unused_gpu: str = "",
     ):
         self.shape = shape
         self.memory = memory
         self.ram = ram
         self.gpu = gpu
+        self.unused_gpu = unused_gpu  # why a GPU that is there does not count ("" if none is)
         self.n_layers = shape.n_layers
         self.ram_usable = usable_ram(ram)
         self.vram_usable = usable_vram(gpu) if gpu else 0
@@ -302,7 +318,8 @@ class _Assessment:
 
     def _judge_requested(self, requested: int) -> FitVerdict:
         if requested == 0 or self.gpu is None:
-            note = "" if requested == 0 else f" (asked for {requested} GPU layers, no GPU found)"
+            why = self.unused_gpu or "no GPU found"
+            note = "" if requested == 0 else f" (asked for {requested} GPU layers, {why})"
             return self._cpu_or_nothing(note)
         everything = requested < 0 or self.n_layers is None or requested > self.n_layers
         if everything:
@@ -382,6 +399,8 @@ class _Assessment:
         )
 
     def _cpu_or_nothing(self, note: str = "") -> FitVerdict:
+        if self.unused_gpu and not note:
+            note = f" ({self.unused_gpu})"
         total = format_bytes(self.memory.total)
         if self.memory.total <= self.ram_usable:
             summary = f"CPU only: needs {total} of {format_bytes(self.ram.available)} RAM available"

@@ -1,15 +1,24 @@
-"""What the machine has: RAM from psutil, NVIDIA GPUs from NVML.
+"""What the machine has: RAM from psutil, NVIDIA GPUs from NVML, and what llama.cpp can use.
 
 A machine without an NVIDIA driver is an ordinary case here, not an error: `GpuMonitor` then
 reports no GPUs and a sentence saying so, and never raises or warns. Every per-GPU query is
 guarded on its own, because consumer cards and virtual GPUs often refuse some of them (the
 temperature of a vGPU, the utilization of a MIG slice) while answering the rest.
+
+A GPU that NVML sees is of no use when llama.cpp was built without a GPU backend: its layers
+would silently run on the CPU. Only llama.cpp can say what it was built with, and importing it
+here would cost the app's start-up (and, in a CUDA build, start CUDA in the app's process), so
+a model host is asked instead (`probe_llama_build`), once per process, and only once NVML has
+found a GPU: a machine without one never pays for the question.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from types import ModuleType
 from typing import Any
@@ -19,6 +28,12 @@ import psutil
 logger = logging.getLogger(__name__)
 
 NO_GPU_STATUS = "No NVIDIA GPU detected"
+CPU_ONLY_BUILD = "this llama.cpp build is CPU-only"
+# Backends that run on the CPU side: a build with nothing else cannot offload, whatever it finds.
+CPU_SIDE_BACKENDS = frozenset({"CPU", "BLAS"})
+# A host says `ready` 0.25 s after it starts on this project's 2-core test machine (CPU build);
+# a CUDA build also starts CUDA first. The limit leaves room for a busy or slow machine.
+PROBE_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -50,18 +65,76 @@ class RamInfo:
 
 
 @dataclass(frozen=True)
+class LlamaBuild:
+    """What the installed llama.cpp can run on, in its own words (reported by a model host).
+
+    `gpu_offload` is llama.cpp's `llama_supports_gpu_offload()`: True when a GPU backend is
+    built in and found a device. `backends` are the names in ggml's backend registry ("CPU",
+    "CUDA", "Metal", ...), `gpu_devices` the GPUs those backends found ("CUDA0: NVIDIA ...").
+    """
+
+    gpu_offload: bool
+    backends: tuple[str, ...] = ()
+    gpu_devices: tuple[str, ...] = ()
+
+    @property
+    def cpu_only(self) -> bool:
+        """True when the build has no backend besides the CPU-side ones (CPU, BLAS)."""
+        return not self.gpu_offload and all(name in CPU_SIDE_BACKENDS for name in self.backends)
+
+    @property
+    def why_not_gpu(self) -> str:
+        """Why layers cannot go to a GPU, for a sentence; "" when they can."""
+        if self.gpu_offload:
+            return ""
+        if self.cpu_only:
+            return CPU_ONLY_BUILD
+        others = ", ".join(name for name in self.backends if name not in CPU_SIDE_BACKENDS)
+        return f"llama.cpp ({others}) found no GPU it can use"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gpu_offload": self.gpu_offload,
+            "backends": list(self.backends),
+            "gpu_devices": list(self.gpu_devices),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> LlamaBuild | None:
+        """From a host's `ready` message; None when it carries no usable answer."""
+        if not isinstance(data, dict) or not isinstance(data.get("gpu_offload"), bool):
+            return None
+        return cls(
+            gpu_offload=data["gpu_offload"],
+            backends=_strings(data.get("backends")),
+            gpu_devices=_strings(data.get("gpu_devices")),
+        )
+
+
+def gpus_found_text(count: int) -> str:
+    """ "NVIDIA GPU found", "2 NVIDIA GPUs found": the start of a sentence on an unused GPU."""
+    return "NVIDIA GPU found" if count == 1 else f"{count} NVIDIA GPUs found"
+
+
+@dataclass(frozen=True)
 class HardwareSnapshot:
-    """RAM and GPUs read together, with a sentence about the GPUs for a person to read."""
+    """RAM and GPUs read together, with a sentence about the GPUs for a person to read.
+
+    `gpus` are the GPUs NVML sees; `llama_build` says whether llama.cpp can use them. It is None
+    when no GPU was found (llama.cpp was not asked) or when llama.cpp could not be asked.
+    """
 
     ram: RamInfo
     gpus: tuple[GpuInfo, ...]
     gpu_status: str
+    llama_build: LlamaBuild | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ram": self.ram.to_dict(),
             "gpus": [gpu.to_dict() for gpu in self.gpus],
             "gpu_status": self.gpu_status,
+            "llama_build": self.llama_build.to_dict() if self.llama_build else None,
         }
 
 
@@ -90,13 +163,25 @@ class GpuMonitor:
     trying again. `nvml` replaces the real module, so tests can run on machines without a GPU.
     One monitor may be shared between threads; keep one alive for polling rather than making
     one per read, since NVML initialisation takes tens of milliseconds.
+
+    The first time a GPU is found, the monitor asks `llama_build()` (by default
+    `cached_llama_build`: a model host, once per process) whether llama.cpp can use it, and
+    keeps the answer; `status` and `llama_build` tell it.
     """
 
-    def __init__(self, nvml: Any = None):
+    def __init__(
+        self,
+        nvml: Any = None,
+        llama_build: Callable[[], LlamaBuild | None] | None = None,
+    ):
         self._nvml: Any = nvml
         self._lock = threading.RLock()
         self._initialised = False
         self._unavailable_reason: str | None = None
+        self._ask_llama = llama_build or cached_llama_build
+        self._llama_lock = threading.Lock()  # not `_lock`: the answer can take a second
+        self._llama_asked = False
+        self._llama_answer: LlamaBuild | None = None
 
     def __enter__(self) -> GpuMonitor:
         return self
@@ -117,7 +202,9 @@ class GpuMonitor:
 
     @property
     def status(self) -> str:
-        """A sentence for a person: "No NVIDIA GPU detected", "1 NVIDIA GPU", "2 NVIDIA GPUs"."""
+        """A sentence for a person: "No NVIDIA GPU detected", "1 NVIDIA GPU", "2 NVIDIA GPUs",
+        or, when llama.cpp cannot use them, "NVIDIA GPU found; this llama.cpp build is
+        CPU-only"."""
         with self._lock:
             if not self._ensure_initialised():
                 return NO_GPU_STATUS
@@ -125,9 +212,28 @@ class GpuMonitor:
                 count = self._nvml.nvmlDeviceGetCount()
             except self._nvml.NVMLError as error:
                 return f"NVIDIA GPUs could not be counted: {_error_text(error)}"
-            if count == 0:
-                return NO_GPU_STATUS
-            return f"{count} NVIDIA GPU" + ("s" if count != 1 else "")
+        if count == 0:
+            return NO_GPU_STATUS
+        plain = f"{count} NVIDIA GPU" + ("s" if count != 1 else "")
+        build = self._llama_build()
+        if build is None:
+            return f"{plain} (llama.cpp could not be asked whether it can use them)"
+        if not build.gpu_offload:
+            return f"{gpus_found_text(count)}; {build.why_not_gpu}"
+        return plain
+
+    @property
+    def llama_build(self) -> LlamaBuild | None:
+        """What llama.cpp can run on, asked the first time a GPU is found; None while no GPU is
+        found (nothing to ask about) or when llama.cpp could not be asked."""
+        with self._lock:
+            if not self._ensure_initialised():
+                return None
+            try:
+                count = self._nvml.nvmlDeviceGetCount()
+            except self._nvml.NVMLError:
+                return None
+        return self._llama_build() if count > 0 else None
 
     def read(self) -> tuple[GpuInfo, ...]:
         """Every GPU whose memory can be read; a GPU that refuses that query is left out."""
@@ -193,6 +299,13 @@ class GpuMonitor:
             except self._nvml.NVMLError as error:
                 logger.debug("nvmlShutdown failed: %s", _error_text(error))
 
+    def _llama_build(self) -> LlamaBuild | None:
+        with self._llama_lock:
+            if not self._llama_asked:
+                self._llama_answer = self._ask_llama()
+                self._llama_asked = True
+            return self._llama_answer
+
     def _ensure_initialised(self) -> bool:
         if self._initialised:
             return True
@@ -253,11 +366,70 @@ class GpuMonitor:
 
 
 def snapshot(monitor: GpuMonitor | None = None) -> HardwareSnapshot:
-    """RAM and GPUs now. Without a monitor, one is started for this call and shut down after."""
-    if monitor is not None:
-        return HardwareSnapshot(read_ram(), monitor.read(), monitor.status)
-    with GpuMonitor() as own_monitor:
-        return HardwareSnapshot(read_ram(), own_monitor.read(), own_monitor.status)
+    """RAM, GPUs and what llama.cpp can use, now. Without a monitor, one is started for this
+    call and shut down after."""
+    if monitor is None:
+        with GpuMonitor() as own_monitor:
+            return snapshot(own_monitor)
+    gpus = monitor.read()
+    return HardwareSnapshot(read_ram(), gpus, monitor.status, monitor.llama_build)
+
+
+def probe_llama_build(
+    command: list[str] | None = None, timeout_s: float = PROBE_TIMEOUT_S
+) -> LlamaBuild | None:
+    """Ask llama.cpp what it was built with: start a model host, read its `ready` message, stop
+    it. None, with a warning in the log, when the host exited, said nothing in `timeout_s`, or
+    said `ready` without an answer (an older host).
+
+    A host is the one process that imports llama_cpp, and it runs frozen or not; this costs one
+    host start. `command` replaces the host command (tests).
+    """
+    from llm_desktop.core.host.client import HostExited, HostMessage, HostProcess
+
+    try:
+        host = HostProcess(command)
+    except OSError as error:
+        logger.warning("Could not start a model host to ask llama.cpp about GPUs: %s", error)
+        return None
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                item = host.inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                logger.warning(
+                    "A model host did not say what llama.cpp can use in %.0f s", timeout_s
+                )
+                return None
+            if isinstance(item, HostExited):
+                last_words = " / ".join(list(host.stderr_tail)[-3:])
+                logger.warning(
+                    "A model host asked about GPUs exited (status %s): %s",
+                    item.returncode,
+                    last_words or "no output",
+                )
+                return None
+            if isinstance(item, HostMessage) and item.data.get("t") == "ready":
+                build = LlamaBuild.from_dict(item.data.get("build"))
+                if build is None:
+                    logger.warning("A model host did not say what llama.cpp can use")
+                return build
+    finally:
+        host.stop(grace_s=2.0)
+
+
+_llama_build_lock = threading.Lock()
+_llama_build_answer: list[LlamaBuild | None] = []  # empty until asked
+
+
+def cached_llama_build() -> LlamaBuild | None:
+    """`probe_llama_build()`, once per process: the llama.cpp a running app loads does not
+    change under it. Callers at the same time wait for the one answer."""
+    with _llama_build_lock:
+        if not _llama_build_answer:
+            _llama_build_answer.append(probe_llama_build())
+        return _llama_build_answer[0]
 
 
 def _import_pynvml() -> ModuleType:
@@ -266,6 +438,12 @@ def _import_pynvml() -> ModuleType:
     except ImportError as error:
         raise _NvmlUnavailable(f"nvidia-ml-py is not installed ({error})") from None
     return pynvml
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+        return ()
+    return tuple(str(item) for item in value)
 
 
 def _text(value: bytes | str) -> str:

@@ -2,7 +2,8 @@
 
 A view only: it shows the `HardwareReport` it is given (by `HardwarePoller.snapshot_ready`)
 and never reads the hardware itself. Numbers are always written out; colour (the warning
-chunk above 90 %) only repeats what the text says.
+chunk above 90 %) only repeats what the text says. GPUs that llama.cpp cannot use (a CPU-only
+build) are still listed, under a sentence, in normal rather than muted text, that says so.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import QFrame, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from llm_desktop.core.fit import format_bytes
-from llm_desktop.core.hardware import GpuInfo
+from llm_desktop.core.hardware import GpuInfo, HardwareSnapshot
 from llm_desktop.ui.theme import repolish
 from llm_desktop.workers.hardware_poller import HardwareReport, ModelMemory
 
@@ -198,7 +199,7 @@ class HardwarePanel(QFrame):
     def update_report(self, report: HardwareReport) -> None:
         self._report = report
         snap = report.snapshot
-        self._show_gpus(snap.gpus, snap.gpu_status)
+        self._show_gpus(snap)
         ram = snap.ram
         self._ram_bar.set_usage(ram.used, ram.total)
         self._ram_available.setText(f"{format_bytes(ram.available)} available")
@@ -211,10 +212,18 @@ class HardwarePanel(QFrame):
         self._names = dict(names)
         self._show_models()
 
-    def _show_gpus(self, gpus: tuple[GpuInfo, ...], status: str) -> None:
+    def _show_gpus(self, snap: HardwareSnapshot) -> None:
+        gpus = snap.gpus
         self._gpu_title.setText("GPUs" if len(gpus) > 1 else "GPU")
-        self._gpu_status.setText(status)
-        self._gpu_status.setVisible(not gpus)
+        self._gpu_status.setText(snap.gpu_status)
+        # With GPUs llama.cpp can use, their rows say it all; otherwise the sentence says why not
+        # (or that llama.cpp could not be asked), and one that warns is not muted.
+        offloads = snap.llama_build is not None and snap.llama_build.gpu_offload
+        self._gpu_status.setVisible(not gpus or not offloads)
+        muted = "false" if gpus and not offloads else "true"
+        if self._gpu_status.property("muted") != muted:
+            self._gpu_status.setProperty("muted", muted)
+            repolish(self._gpu_status)
         wanted = {gpu.index for gpu in gpus}
         for index in [i for i in self._gpu_rows if i not in wanted]:
             row = self._gpu_rows.pop(index)

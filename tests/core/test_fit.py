@@ -18,7 +18,8 @@ from llm_desktop.core.fit import (
     usable_vram,
 )
 from llm_desktop.core.gguf_header import read_gguf
-from llm_desktop.core.hardware import GpuInfo, RamInfo
+from llm_desktop.core.hardware import GpuInfo, LlamaBuild, RamInfo, cached_llama_build
+from tests.helpers.fake_nvml import CUDA_BUILD, LLAMA_GPU_BACKEND_LIBS
 
 GiB = 1024**3
 GB = 1000**3
@@ -318,6 +319,81 @@ def test_explicit_gpu_layers_without_a_gpu_runs_on_cpu():
     verdict = assess(LLAMA_7B, 4096, ram(32 * GiB), [], gpu_layers=20)
     assert (verdict.verdict, verdict.gpu_layers) == ("cpu", 0)
     assert "no GPU found" in verdict.summary
+
+
+# --- what the llama.cpp build can use ----------------------------------------------------------
+
+CPU_ONLY = LlamaBuild(gpu_offload=False, backends=("CPU",))
+BIG_GPU = [gpu(70 * GiB, index=1, total=80 * GiB, name="NVIDIA H100")]
+
+
+def test_a_cpu_only_build_never_offloads_and_says_why():
+    verdict = assess(LLAMA_7B, 4096, ram(32 * GiB), BIG_GPU, llama_build=CPU_ONLY)
+    assert (verdict.verdict, verdict.gpu_layers) == ("cpu", 0)
+    assert (verdict.gpu_index, verdict.vram_free) == (None, 0)
+    total = format_bytes(verdict.estimate.total)
+    assert verdict.summary == (
+        f"CPU only: needs {total} of 34.4 GB RAM available "
+        "(NVIDIA GPU found; this llama.cpp build is CPU-only)"
+    )
+
+
+def test_a_cpu_only_build_never_offloads_what_would_be_a_partial_split():
+    machine = (ram(32 * GiB), [gpu(4 * GiB, total=8 * GiB), gpu(2 * GiB, index=1)])
+    assert assess(LLAMA_7B, 4096, *machine).verdict == "partial"
+    verdict = assess(LLAMA_7B, 4096, *machine, llama_build=CPU_ONLY)
+    assert (verdict.verdict, verdict.gpu_layers) == ("cpu", 0)
+    assert verdict.summary.endswith("(2 NVIDIA GPUs found; this llama.cpp build is CPU-only)")
+
+
+def test_a_cpu_only_build_judges_asked_for_layers_on_the_cpu():
+    for layers in (10, 33, -1):
+        verdict = assess(
+            LLAMA_7B, 4096, ram(32 * GiB), BIG_GPU, gpu_layers=layers, llama_build=CPU_ONLY
+        )
+        assert (verdict.verdict, verdict.gpu_layers) == ("cpu", 0)
+        assert verdict.summary.endswith(
+            f"(asked for {layers} GPU layers, NVIDIA GPU found; this llama.cpp build is CPU-only)"
+        )
+
+
+def test_a_cpu_only_build_does_not_count_vram_for_a_model_too_large():
+    big = ModelShape(
+        file_size=40 * GB, n_layers=80, n_embd=8192, n_head=64, n_head_kv=8, n_vocab=128256
+    )
+    verdict = assess(big, 8192, ram(18 * GB), [gpu(80 * GB)], llama_build=CPU_ONLY)
+    assert verdict.verdict == "no"
+    total = format_bytes(verdict.estimate.total)
+    assert verdict.summary == (
+        f"Too large: needs {total}, 18.0 GB RAM available "
+        "(NVIDIA GPU found; this llama.cpp build is CPU-only)"
+    )
+
+
+def test_a_gpu_build_that_finds_no_device_says_so():
+    cuda_without_device = LlamaBuild(gpu_offload=False, backends=("CUDA", "CPU"))
+    verdict = assess(LLAMA_7B, 4096, ram(32 * GiB), BIG_GPU, llama_build=cuda_without_device)
+    assert verdict.verdict == "cpu"
+    assert verdict.summary.endswith("(NVIDIA GPU found; llama.cpp (CUDA) found no GPU it can use)")
+
+
+def test_a_gpu_build_or_an_unknown_one_keeps_the_gpu_verdicts():
+    plain = assess(LLAMA_7B, 4096, ram(32 * GiB), BIG_GPU)
+    assert plain.verdict == "gpu"
+    assert assess(LLAMA_7B, 4096, ram(32 * GiB), BIG_GPU, llama_build=CUDA_BUILD) == plain
+    assert assess(LLAMA_7B, 4096, ram(32 * GiB), BIG_GPU, llama_build=None) == plain
+
+
+def test_without_a_gpu_the_build_changes_nothing():
+    plain = assess(LLAMA_7B, 4096, ram(32 * GiB), [])
+    assert assess(LLAMA_7B, 4096, ram(32 * GiB), [], llama_build=CPU_ONLY) == plain
+
+
+@pytest.mark.skipif(bool(LLAMA_GPU_BACKEND_LIBS), reason="this llama.cpp ships GPU backends")
+def test_the_real_build_here_keeps_a_big_gpu_out_of_the_verdict(no_leaked_processes):
+    verdict = assess(LLAMA_7B, 4096, ram(32 * GiB), BIG_GPU, llama_build=cached_llama_build())
+    assert verdict.verdict == "cpu"
+    assert "this llama.cpp build is CPU-only" in verdict.summary
 
 
 def test_unknown_shape_is_judged_on_file_size_and_says_so():

@@ -1,11 +1,39 @@
 """A stand-in for the pynvml module: the one fake in the tests, at the hardware boundary this
 machine lacks (no NVIDIA driver). `GpuMonitor(nvml=...)` takes it in place of the real module;
-the real "no GPU" path is tested with the real pynvml."""
+the real "no GPU" path is tested with the real pynvml.
+
+With a fake GPU, `GpuMonitor` asks the real llama.cpp (through a model host) whether it can use
+it, and this machine's build cannot. Tests of what happens with a GPU-capable build pass
+`llama_build=lambda: CUDA_BUILD`: what a CUDA build's host reports, which cannot run here
+either. `LLAMA_GPU_BACKEND_LIBS` lists the GPU backend libraries the installed llama_cpp
+ships: empty for the CPU-only build this project sets up by default."""
 
 from __future__ import annotations
 
 import ctypes
+import importlib.util
+from pathlib import Path
 from types import SimpleNamespace
+
+from llm_desktop.core.hardware import LlamaBuild
+
+CUDA_BUILD = LlamaBuild(
+    gpu_offload=True,
+    backends=("CUDA", "CPU"),
+    gpu_devices=("CUDA0: NVIDIA H100 80GB HBM3",),
+)
+
+
+def _llama_gpu_backend_libs() -> list[str]:
+    spec = importlib.util.find_spec("llama_cpp")
+    if spec is None or spec.origin is None:
+        return []
+    names = ("cuda", "vulkan", "metal", "sycl", "hip", "musa", "opencl", "cann")
+    folder = Path(spec.origin).parent / "lib"
+    return sorted(p.name for n in names for p in folder.glob(f"*ggml-{n}*"))
+
+
+LLAMA_GPU_BACKEND_LIBS = _llama_gpu_backend_libs()
 
 
 def _nvml_library_loads() -> bool:

@@ -32,7 +32,12 @@ from llm_desktop.workers.hardware_poller import (
     ModelMemory,
     read_report,
 )
-from tests.helpers.fake_nvml import HAS_NVML_LIBRARY, FakeNvml
+from tests.helpers.fake_nvml import (
+    CUDA_BUILD,
+    HAS_NVML_LIBRARY,
+    LLAMA_GPU_BACKEND_LIBS,
+    FakeNvml,
+)
 
 GB = 1000**3
 WAIT_MS = 5000
@@ -129,7 +134,9 @@ def test_real_monitor_reports_no_gpu_and_ram(qtbot, make_poller):
 
 
 def test_fake_gpus_and_a_real_child_process(qtbot, make_poller, sleeper):
-    monitor = GpuMonitor(nvml=FakeNvml(fake_gpus(model_pid=sleeper.pid)))
+    monitor = GpuMonitor(
+        nvml=FakeNvml(fake_gpus(model_pid=sleeper.pid)), llama_build=lambda: CUDA_BUILD
+    )
     poller, seen = make_poller(
         interval_ms=60_000, monitor=monitor, process_pids=lambda: {"m": sleeper.pid}
     )
@@ -261,6 +268,7 @@ def fake_report(models: dict[str, ModelMemory] | None = None) -> HardwareReport:
         ram=RamInfo(total=64 * GB, available=40 * GB, used=22 * GB),
         gpus=GpuMonitor(nvml=FakeNvml(fake_gpus())).read(),
         gpu_status="2 NVIDIA GPUs",
+        llama_build=CUDA_BUILD,
     )
     return HardwareReport(snapshot=snap, models=models or {})
 
@@ -323,7 +331,8 @@ def test_panel_drops_rows_of_gpus_that_went_away(panel):
     panel.update_report(fake_report())
     report = fake_report()
     one = HardwareReport(
-        HardwareSnapshot(report.snapshot.ram, report.snapshot.gpus[:1], "1 NVIDIA GPU"), {}
+        HardwareSnapshot(report.snapshot.ram, report.snapshot.gpus[:1], "1 NVIDIA GPU", CUDA_BUILD),
+        {},
     )
     panel.update_report(one)
     assert panel.findChild(MemoryBar, "gpuMemoryBar1") is None
@@ -339,6 +348,31 @@ def test_panel_without_gpu_says_so_plainly(panel):
     assert status.text() == NO_GPU_STATUS
     assert status.isVisibleTo(panel)
     assert panel.findChild(MemoryBar, "gpuMemoryBar0") is None
+
+
+@pytest.mark.skipif(bool(LLAMA_GPU_BACKEND_LIBS), reason="this llama.cpp ships GPU backends")
+def test_panel_says_when_llama_cpp_cannot_use_the_gpus(panel, no_leaked_processes):
+    # Fake GPUs, the real llama.cpp of this machine (CPU-only) asked through a model host.
+    report = read_report(GpuMonitor(nvml=FakeNvml(fake_gpus())))
+    panel.update_report(report)
+
+    status = label(panel, "gpuStatus")
+    assert status.text() == "2 NVIDIA GPUs found; this llama.cpp build is CPU-only"
+    assert status.isVisibleTo(panel)
+    assert status.property("muted") == "false"  # a warning, not secondary text
+    assert bar(panel, "gpuMemoryBar1").isVisibleTo(panel)  # the cards are still listed
+
+    panel.update_report(fake_report())  # a build that can use them: the rows say it all
+    assert not status.isVisibleTo(panel)
+    assert status.property("muted") == "true"
+
+
+def test_panel_says_when_llama_cpp_could_not_be_asked(panel):
+    report = read_report(GpuMonitor(nvml=FakeNvml(fake_gpus()), llama_build=lambda: None))
+    panel.update_report(report)
+    status = label(panel, "gpuStatus")
+    assert status.isVisibleTo(panel)
+    assert "could not be asked" in status.text()
 
 
 def test_panel_system_memory_states_the_numbers(panel):
@@ -422,7 +456,10 @@ def test_panel_themed_and_driven_by_the_poller(qtbot, qapp, panel, make_poller):
         for scheme in theme.SCHEMES:
             theme.apply_theme(qapp, scheme)
             panel.update_report(fake_report())  # repolishes the warning bar: no Qt warnings
-        poller, _ = make_poller(interval_ms=60_000, monitor=GpuMonitor(nvml=FakeNvml(fake_gpus())))
+        poller, _ = make_poller(
+            interval_ms=60_000,
+            monitor=GpuMonitor(nvml=FakeNvml(fake_gpus()), llama_build=lambda: CUDA_BUILD),
+        )
         poller.snapshot_ready.connect(panel.update_report)
         panel.update_report(
             HardwareReport(HardwareSnapshot(RamInfo(1, 1, 0), (), "x"), {})

@@ -1,10 +1,10 @@
 """The model host: a child process that holds one llama.cpp model.
 
 llama.cpp can abort or segfault on bad input, so it never runs in the app's process. A host
-starts, imports llama_cpp, says `ready`, and waits. It loads at most one model, reports progress
-from llama.cpp's own progress callback, answers prompts, and exits when asked, when its stdin
-closes (the app is gone), or after a load that failed or was cancelled. Exiting is how memory
-really comes back.
+starts, imports llama_cpp, says `ready` (with what this llama.cpp build can run on), and
+waits. It loads at most one model, reports progress from llama.cpp's own progress callback,
+answers prompts, and exits when asked, when its stdin closes (the app is gone), or after a load
+that failed or was cancelled. Exiting is how memory really comes back.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import ctypes
 import io
 import os
 import queue
+import re
 import sys
 import threading
 import time
@@ -87,6 +88,67 @@ class LogRelay:
         return len(self.recent)
 
 
+# ggml_backend_dev_type: CPU 0, GPU 1, IGPU 2, ACCEL 3, META 4.
+_GPU_DEVICE_TYPES = (1, 2)
+
+
+def build_info(llama_cpp: Any) -> dict[str, Any]:
+    """What this llama.cpp can run on, for the `ready` message (hardware.LlamaBuild reads it).
+
+    `gpu_offload` is llama.cpp's own answer. The backends and devices come from ggml's backend
+    registry, which llama-cpp-python does not bind: its functions are looked up in the ggml
+    library it loads. Where that fails, the backend names are read from
+    `llama_print_system_info()` ("CPU : SSE3 = 1 | ... | CUDA : ARCHS = ... |").
+    """
+    info: dict[str, Any] = {
+        "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
+        "backends": [],
+        "gpu_devices": [],
+    }
+    try:
+        info["backends"], info["gpu_devices"] = _ggml_registry()
+    except (ImportError, AttributeError, OSError):
+        system_info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+        info["backends"] = re.findall(r"([\w.-]+) : ", system_info)
+    return info
+
+
+def _ggml_registry() -> tuple[list[str], list[str]]:
+    from llama_cpp._ggml import libggml
+
+    text = ctypes.c_char_p
+    functions = {
+        "ggml_backend_reg_count": ([], ctypes.c_size_t),
+        "ggml_backend_reg_get": ([ctypes.c_size_t], ctypes.c_void_p),
+        "ggml_backend_reg_name": ([ctypes.c_void_p], text),
+        "ggml_backend_dev_count": ([], ctypes.c_size_t),
+        "ggml_backend_dev_get": ([ctypes.c_size_t], ctypes.c_void_p),
+        "ggml_backend_dev_name": ([ctypes.c_void_p], text),
+        "ggml_backend_dev_description": ([ctypes.c_void_p], text),
+        "ggml_backend_dev_type": ([ctypes.c_void_p], ctypes.c_int),
+    }
+    f = {}
+    for name, (argtypes, restype) in functions.items():
+        function = getattr(libggml, name)
+        function.argtypes, function.restype = argtypes, restype
+        f[name] = function
+
+    def decoded(value: bytes | None) -> str:
+        return (value or b"").decode("utf-8", "replace")
+
+    backends = [
+        decoded(f["ggml_backend_reg_name"](f["ggml_backend_reg_get"](i)))
+        for i in range(f["ggml_backend_reg_count"]())
+    ]
+    gpus = []
+    for i in range(f["ggml_backend_dev_count"]()):
+        device = f["ggml_backend_dev_get"](i)
+        if f["ggml_backend_dev_type"](device) in _GPU_DEVICE_TYPES:
+            name = decoded(f["ggml_backend_dev_name"](device))
+            gpus.append(f"{name}: {decoded(f['ggml_backend_dev_description'](device))}")
+    return backends, gpus
+
+
 class ModelHost:
     def __init__(self, channel: HostChannel, log: LogRelay, llama_cpp_module: Any):
         self.channel = channel
@@ -115,7 +177,11 @@ class ModelHost:
 
     def serve(self) -> None:
         threading.Thread(target=self.read_commands, name="host-stdin", daemon=True).start()
-        self.channel.send({"t": "ready", "pid": os.getpid()})
+        try:
+            build = build_info(self.llama_cpp)
+        except Exception as exc:  # a host that cannot say still loads; the app reads "unknown"
+            build = {"error": str(exc)}
+        self.channel.send({"t": "ready", "pid": os.getpid(), "build": build})
         while True:
             command = self.commands.get()
             op = command.get("op")
