@@ -14,8 +14,8 @@ import pytest
 
 from llm_desktop.core.engine import Engine, LoadOptions
 from llm_desktop.core.events import ErrorKind, Stage
-from tests.helpers.corpus import CORPUS_SIZE, build_corpus, build_filesystem_cases
 from tests.core.test_engine import collect
+from tests.helpers.corpus import CORPUS_SIZE, build_corpus, build_filesystem_cases
 
 
 @pytest.fixture(scope="module")
