@@ -454,6 +454,7 @@ class ModelSession:
             ram,
             gpus,
             gpu_layers=self.options.n_gpu_layers,
+            llama_build=self.engine.gpu_monitor.llama_build,
         )
 
     def _context_length(self, info: GGUFInfo) -> int:

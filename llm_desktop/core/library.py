@@ -70,7 +70,11 @@ class ModelLibrary:
                 if entry.error is None:
                     n_ctx = self.n_ctx or fit.default_context(entry.context_length)
                     verdict = fit.assess(
-                        fit.ModelShape.from_entry(entry), n_ctx, snapshot.ram, snapshot.gpus
+                        fit.ModelShape.from_entry(entry),
+                        n_ctx,
+                        snapshot.ram,
+                        snapshot.gpus,
+                        llama_build=snapshot.llama_build,
                     )
                 models[entry.id] = LibraryModel(entry, verdict)
             with self._lock:

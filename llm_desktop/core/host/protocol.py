@@ -6,7 +6,7 @@ stderr, so nothing native can corrupt the stream).
 
 Commands: load {path, n_ctx, n_gpu_layers, use_mmap}, cancel, generate {prompt, max_tokens},
 stop, exit.
-Messages: ready {pid}, log {level, text}, progress {f}, stage {stage}, loaded {n_ctx, ...},
+Messages: ready {pid, build}, log {level, text}, progress {f}, stage {stage}, loaded {n_ctx, ...},
 cancelled, error {kind, message, detail}, token {text}, generated {reason, n_tokens}.
 """
 
