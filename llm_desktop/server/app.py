@@ -276,17 +276,24 @@ class LlmServer:
                 return refusal
             await self._until_loaded(model, options)
         elif action == ActionId.CANCEL:
-            self.engine.cancel(model_id)
-            await anyio.to_thread.run_sync(self.engine.wait, model_id, 30.0)
+            await self._until_settled(model_id, self.engine.cancel)
         elif action == ActionId.UNLOAD:
-            self.engine.unload(model_id)
-            await anyio.to_thread.run_sync(self.engine.wait, model_id, 120.0)
+            await self._until_settled(model_id, self.engine.unload)
         elif action == ActionId.REMOVE:
             await self._remove(model_id)
             return RedirectResponse("/", 303)
         else:
             return error(404, "not_found", "Nothing here")
         return RedirectResponse(f"/?notice={model_id}#model-{model_id}", 303)
+
+    async def _until_settled(self, model_id: str, act) -> None:
+        """Do `act(model_id)` (cancel, unload) and wait for the operation it ends to end."""
+        with self.hub.follow(model_id, after=self.engine.bus.last_seq) as feed:
+            if not act(model_id):
+                return  # nothing to cancel or unload: the page shows the state as it is
+            while (event := await self.next_event(feed)) is not None:
+                if event.is_terminal:
+                    return
 
     async def _remove(self, model_id: str) -> bool:
         if self.store.in_state(ModelState.LOADING, ModelState.LOADED).get(model_id):
