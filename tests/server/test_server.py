@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from llm_desktop.core import catalog, presenter
 from llm_desktop.core.engine import Engine
 from llm_desktop.core.events import ProgressEvent, Stage
 from llm_desktop.core.library import ModelLibrary
@@ -105,6 +106,12 @@ def test_models_lists_the_catalog_with_fit_and_state(client):
     assert by_stem["tiny"]["fit"]["verdict"] == "cpu"
     assert by_stem["tiny"]["state"] == "unloaded"
     assert by_stem["broken"]["error"]
+    # The presenter's views come with the list: the page decides no words of its own.
+    tiny, broken = by_stem["tiny"]["view"], by_stem["broken"]["view"]
+    assert tiny["title"] == "llm-desktop demo (tiny.gguf)", "two files share a name"
+    assert [a["id"] for a in tiny["actions"]] == ["load"]
+    assert broken["state"] == "unreadable"
+    assert [a["id"] for a in broken["actions"]] == ["details", "remove"]
 
 
 def test_load_stream_frames_every_event_in_order_then_closes(client):
@@ -120,6 +127,15 @@ def test_load_stream_frames_every_event_in_order_then_closes(client):
     stages = [e.stage for e in events]
     assert stages[0] is Stage.CONNECTING and stages[-1] is Stage.COMPLETE
     assert stages.index(Stage.LOADING) < stages.index(Stage.OPTIMIZING)
+    # Each frame carries the presenter's view of its event and, at the end, its one notice.
+    frames = [json.loads(m["data"]) for m in messages]
+    (entry,) = catalog.scan([frames[0]["view"]["path"]], include_known=False)
+    for frame, event in zip(frames, events, strict=True):
+        assert frame["view"]["seq"] == event.seq
+        expected = presenter.card_view(entry, event, title=frame["view"]["title"])
+        assert frame["view"]["progress_text"] == expected.progress_text
+        assert frame["view"]["detail"] == expected.detail
+    assert [f["notice"]["kind"] for f in frames if f["notice"]] == ["success"]
     unload(client, ids["tiny"])
 
 
