@@ -24,6 +24,13 @@ from typing import Any
 from llm_desktop.core.host import protocol
 
 PROGRESS_INTERVAL_S = 0.02
+READ_AHEAD_CHUNK = 8 << 20  # bytes per step: ~10-80 ms of disk, so a cancel is quick
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+# Read ahead only what fits: past this share of the memory available, reading the whole file
+# would evict its own first pages before llama.cpp touches them.
+READ_AHEAD_MEMORY_SHARE = 0.8
+# mincore sets bit 0 of a page's byte when it is resident; the other bits are reserved.
+_RESIDENT_BIT = bytes(value & 1 for value in range(256))
 
 
 class HostChannel:
@@ -149,6 +156,126 @@ def _ggml_registry() -> tuple[list[str], list[str]]:
     return backends, gpus
 
 
+class ReadAhead:
+    """Brings a memory-mapped model's files into the page cache, in order, and says how many
+    of their bytes are in memory.
+
+    With mmap, llama.cpp's progress callback only maps the file: the real reads happen later,
+    page by page, when the first decode touches the weights, and the bar would sit still while
+    the disk works. Reading the files first (kernel to kernel, `sendfile` to /dev/null, so no
+    copy into Python) makes "Loading weights" move with the disk, at the disk's rate, and makes
+    the warm-up decode fast. Pages already in memory (`mincore`) are counted at once and not
+    read again, so a warm cache costs milliseconds.
+    """
+
+    def __init__(self, paths: list[str], cancelled: threading.Event):
+        self.paths = paths
+        self.cancelled = cancelled
+        self.sizes = [os.path.getsize(path) for path in paths]
+        self.total = sum(self.sizes)
+        self.done = 0
+
+    def worth_it(self) -> bool:
+        available = _memory_available()
+        return available is None or self.total <= available * READ_AHEAD_MEMORY_SHARE
+
+    def run(self, report) -> bool:
+        """Read every part; `report(done, total)` as it goes. False if cancelled."""
+        with open(os.devnull, "wb") as sink:
+            for path, size in zip(self.paths, self.sizes, strict=True):
+                if not self._read(path, size, sink.fileno(), report):
+                    return False
+        return True
+
+    def _read(self, path: str, size: int, sink: int, report) -> bool:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            resident = Residency(fd, size)
+            offset = 0
+            while offset < size:
+                if self.cancelled.is_set():
+                    return False
+                length = min(READ_AHEAD_CHUNK, size - offset)
+                if not resident.all_in(offset, length):
+                    sent = 0
+                    while sent < length:
+                        count = os.sendfile(sink, fd, offset + sent, length - sent)
+                        if count == 0:
+                            break
+                        sent += count
+                offset += length
+                self.done += length
+                report(self.done, self.total)
+            resident.close()
+        finally:
+            os.close(fd)
+        return True
+
+
+class Residency:
+    """Which pages of a file are in memory (`mincore` over a read-only mapping of it)."""
+
+    _libc: Any = None
+
+    def __init__(self, fd: int, size: int):
+        self.size = size
+        self.address: int | None = None
+        libc = self._load()
+        if libc is None or size == 0:
+            return
+        address = libc.mmap(None, size, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
+        if address not in (None, ctypes.c_void_p(-1).value):
+            self.address = address
+
+    @classmethod
+    def _load(cls) -> Any:
+        if cls._libc is None:
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.mmap.restype = ctypes.c_void_p
+                libc.mmap.argtypes = [
+                    ctypes.c_void_p,
+                    ctypes.c_size_t,
+                    ctypes.c_int,
+                    ctypes.c_int,
+                    ctypes.c_int,
+                    ctypes.c_long,
+                ]
+                libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+                libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+                cls._libc = libc
+            except (OSError, AttributeError):
+                cls._libc = False
+        return cls._libc or None
+
+    def all_in(self, offset: int, length: int) -> bool:
+        """True when every page of [offset, offset+length) is in memory; False if unknown."""
+        if self.address is None:
+            return False
+        first = offset - offset % PAGE_SIZE
+        pages = (offset + length - first + PAGE_SIZE - 1) // PAGE_SIZE
+        vector = (ctypes.c_ubyte * pages)()
+        if self._libc.mincore(ctypes.c_void_p(self.address + first), pages * PAGE_SIZE, vector):
+            return False
+        return b"\x00" not in bytes(vector).translate(_RESIDENT_BIT)
+
+    def close(self) -> None:
+        if self.address is not None:
+            self._libc.munmap(ctypes.c_void_p(self.address), self.size)
+            self.address = None
+
+
+def _memory_available() -> int | None:
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 class ModelHost:
     def __init__(self, channel: HostChannel, log: LogRelay, llama_cpp_module: Any):
         self.channel = channel
@@ -199,12 +326,19 @@ class ModelHost:
         bindings = self.llama_cpp
         last_sent = [0.0]
         announced_context = [False]
+        # With mmap the bytes come from the read-ahead; llama.cpp's fraction only maps them.
+        read_ahead = self._read_ahead(command) if command.get("use_mmap", True) else None
+        if read_ahead is False:
+            self.channel.send({"t": "cancelled"})
+            return False
+        bytes_from_llama = read_ahead is None
 
         @bindings.llama_progress_callback
         def on_progress(fraction: float, _user_data: ctypes.c_void_p) -> bool:
             try:
                 now = time.monotonic()
-                if fraction >= 1.0 or now - last_sent[0] >= PROGRESS_INTERVAL_S:
+                due = fraction >= 1.0 or now - last_sent[0] >= PROGRESS_INTERVAL_S
+                if bytes_from_llama and due:
                     last_sent[0] = now
                     self.channel.send({"t": "progress", "f": min(float(fraction), 1.0)})
                 if fraction >= 1.0 and not announced_context[0]:
@@ -261,6 +395,30 @@ class ModelHost:
             }
         )
         return True
+
+    def _read_ahead(self, command: dict[str, Any]) -> bool | None:
+        """Read a memory-mapped model into the page cache first, reporting the bytes in
+        memory as load progress. True when done, False when cancelled, None when not done
+        (the file is larger than memory can hold, or it cannot be read: llama.cpp says why)."""
+        paths = [str(path) for path in command.get("parts") or [command["path"]]]
+        try:
+            reader = ReadAhead(paths, self.cancel)
+        except OSError:
+            return None
+        if not reader.worth_it():
+            return None
+        last_sent = [0.0]
+
+        def report(done: int, total: int) -> None:
+            now = time.monotonic()
+            if done >= total or now - last_sent[0] >= PROGRESS_INTERVAL_S:
+                last_sent[0] = now
+                self.channel.send({"t": "progress", "f": done / total if total else 1.0})
+
+        try:
+            return reader.run(report)
+        except OSError:
+            return None  # unreadable part: let llama.cpp name the failure
 
     @staticmethod
     def _construct(llama_module: Any, command: dict[str, Any]) -> Any:
