@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterator
 
 from llm_desktop.core import hardware
 from llm_desktop.core.bus import EventBus, EventStream, Subscription
-from llm_desktop.core.catalog import model_id as catalog_model_id
-from llm_desktop.core.catalog import split_parts
 from llm_desktop.core.events import ErrorKind, ModelError, ModelState, ProgressEvent, Stage
 from llm_desktop.core.host.client import HostPool
+from llm_desktop.core.model_names import model_id as catalog_model_id
+from llm_desktop.core.model_names import split_parts
 from llm_desktop.core.options import LoadOptions
 from llm_desktop.core.preflight import preflight
 from llm_desktop.core.session import Generation, ModelSession, Request

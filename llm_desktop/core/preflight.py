@@ -12,8 +12,8 @@ import os
 import stat
 from pathlib import Path
 
-from llm_desktop.core.catalog import split_parts
 from llm_desktop.core.events import ErrorKind, ModelError
+from llm_desktop.core.model_names import split_parts
 
 __all__ = ["preflight"]
 
