@@ -1,14 +1,19 @@
 """SSE delivery latency: from the engine stamping an event to a viewer parsing it.
 
-Viewers are real HTTP clients on loopback, subscribed to /api/llm/events while a real load runs.
-Latency per event is the receipt wall-clock time minus the event's `ts` (both on this machine).
+Viewers are real HTTP clients on loopback, subscribed to /api/llm/events while a real load runs,
+in a process of their own (as browsers are), so their parsing does not share the server's
+interpreter. Latency per event is the receipt wall-clock time minus the event's `ts` (both on
+this machine's clock).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,8 +26,7 @@ from llm_desktop.core.library import ModelLibrary
 from llm_desktop.server.runner import ServerThread
 
 
-async def _viewers(server: ServerThread, model_id: str, count: int, loads: int) -> list[float]:
-    token = server.config.token
+async def _viewers(base_url: str, token: str, model_id: str, count: int, loads: int) -> list[float]:
     latencies: list[float] = []
     ready = asyncio.Event()
     connected = []
@@ -49,9 +53,7 @@ async def _viewers(server: ServerThread, model_id: str, count: int, loads: int) 
 
     limits = httpx.Limits(max_connections=count + 5)
     timeout = httpx.Timeout(120.0)
-    async with httpx.AsyncClient(
-        base_url=server.base_url, limits=limits, timeout=timeout
-    ) as session:
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as session:
         tasks = [asyncio.create_task(watch(session)) for _ in range(count)]
         await asyncio.wait_for(ready.wait(), 60)
         headers = {"Authorization": f"Bearer {token}"}
@@ -77,7 +79,9 @@ def bench_sse(model: Path, viewer_counts=(1, 100), loads: int = 3) -> dict:
             server = ServerThread(engine, library).start()
             try:
                 for count in viewer_counts:
-                    latencies = asyncio.run(_viewers(server, entry.id, count, loads))
+                    latencies = _in_a_viewer_process(
+                        server.base_url, server.config.token, entry.id, count, loads
+                    )
                     quantiles = statistics.quantiles(latencies, n=100, method="inclusive")
                     results[f"viewers_{count}"] = {
                         "loads": loads,
@@ -89,3 +93,18 @@ def bench_sse(model: Path, viewer_counts=(1, 100), loads: int = 3) -> dict:
             finally:
                 server.stop()
     return results
+
+
+def _in_a_viewer_process(base_url: str, token: str, model_id: str, count: int, loads: int):
+    """Run the viewers in a process of their own (`python -m bench.sse`); their latencies."""
+    command = [sys.executable, "-m", "bench.sse", base_url, token, model_id, str(count), str(loads)]
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=root)
+    if done.returncode != 0:
+        raise RuntimeError(f"the viewer process failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout)
+
+
+if __name__ == "__main__":
+    url, key, model, viewers, rounds = sys.argv[1:6]
+    print(json.dumps(asyncio.run(_viewers(url, key, model, int(viewers), int(rounds)))))

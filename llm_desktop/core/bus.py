@@ -136,6 +136,12 @@ class EventBus:
             return [e for e in self._recent if model is None or e.model == model]
 
     @property
+    def lock(self) -> threading.RLock:
+        """Held while an event is numbered, recorded and delivered: an adapter that must read
+        the history and register for what follows as one step takes it (re-entrant)."""
+        return self._lock
+
+    @property
     def last_seq(self) -> int:
         with self._lock:
             return self._seq

@@ -6,7 +6,6 @@ catalog id only. See `guard.py` for the checks every request passes first.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import secrets
@@ -101,15 +100,18 @@ class LlmServer:
     async def next_event(self, feed: Feed) -> ProgressEvent | None:
         """The next event of a feed, or None once the server is stopping (streams end then,
         so shutdown never waits on a viewer that keeps its connection open)."""
-        while not self.closing.is_set():
-            try:
-                return await asyncio.wait_for(feed.get(), 0.25)
-            except TimeoutError:
-                continue
-        return None
+        if self.closing.is_set():
+            return None
+        return await feed.get()
 
-    def sse(self, event: ProgressEvent) -> ServerSentEvent:
-        return ServerSentEvent(data=self.hub.payload(event), event="progress", id=str(event.seq))
+    def sse(self, event: ProgressEvent) -> bytes:
+        """The event's SSE message, encoded once for every viewer."""
+        return self.hub.frame(event)
+
+    def stop_streams(self) -> None:
+        """Thread-safe: every open stream ends now."""
+        self.closing.set()
+        self.hub.end_feeds()
 
     # -- helpers -------------------------------------------------------------------------------
 

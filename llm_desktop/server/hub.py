@@ -1,47 +1,47 @@
-"""The event bus for the server's event loop: each event with its view, serialised once.
+"""The event bus for the server's event loop: each event with its view, encoded once.
 
-Engine threads publish on the bus; a feed here is a bus subscription whose delivery is a
-`call_soon_threadsafe` onto the server's loop, so no engine thread ever waits on a client. The
-hub is the bus's first subscriber: it applies each event to the server's `ModelStore` and keeps
-the JSON of the event with its card view and notice, made once however many viewers follow it.
-Replays (Last-Event-ID, attaching to a running load) come from the bus's own history.
+Engine threads publish on the bus; the hub is one bus subscriber for all viewers. For each
+event it applies the event to the server's `ModelStore`, encodes the JSON of the event with its
+card view and notice and the SSE frame around it (once, however many viewers follow), and hands
+the event to the viewers' feeds with one `call_soon_threadsafe` per event loop, so no engine
+thread ever waits on a client and a hundred viewers cost one wake-up of the loop, not a hundred.
+Feeds register under the bus's lock, so a viewer that replays the bus's history from a number
+(Last-Event-ID) and then follows live events misses none and sees none twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
-from llm_desktop.core.bus import EventBus, Subscription
+from llm_desktop.core.bus import EventBus
 from llm_desktop.core.events import ProgressEvent
 from llm_desktop.core.store import ModelStore
 
-PAYLOAD_MEMO_LIMIT = 2048
+ENCODED_MEMO_LIMIT = 2048
+SSE_SEPARATOR = "\r\n"  # sse-starlette's, so our frames and its pings look alike
 
 
 class Feed:
-    """Bus events queued on an asyncio loop."""
+    """One viewer's events (of one model, or all), on its event loop; None ends it."""
 
-    def __init__(self, hub: EventHub, loop: asyncio.AbstractEventLoop):
+    def __init__(self, hub: EventHub, loop: asyncio.AbstractEventLoop, model: str | None):
         self.hub = hub
         self.loop = loop
-        self.queue: asyncio.Queue[ProgressEvent] = asyncio.Queue()
-        self.subscription: Subscription | None = None
+        self.model = model
+        self.queue: asyncio.Queue[ProgressEvent | None] = asyncio.Queue()
 
-    def put(self, event: ProgressEvent) -> None:
-        # Raises RuntimeError once the loop is closed; the bus then drops this subscription.
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+    def wants(self, event: ProgressEvent) -> bool:
+        return self.model is None or event.model == self.model
 
-    async def get(self) -> ProgressEvent:
+    async def get(self) -> ProgressEvent | None:
+        """The next event, or None once the server is stopping."""
         return await self.queue.get()
 
     def close(self) -> None:
-        if self.subscription is not None:
-            self.subscription.close()
-        self.hub._feeds.discard(self)
+        self.hub._remove(self)
 
     def __enter__(self) -> Feed:
         return self
@@ -54,60 +54,111 @@ class EventHub:
     def __init__(self, bus: EventBus, store: ModelStore):
         self.bus = bus
         self.store = store
-        self._lock = threading.Lock()
-        self._payloads: OrderedDict[int, str] = OrderedDict()
-        self._feeds: set[Feed] = set()
+        self._encoded: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
+        self._feeds: dict[asyncio.AbstractEventLoop, set[Feed]] = {}
+        self._ended = False
         self._subscription = bus.subscribe(self._receive)
+
+    # -- engine threads (under the bus's lock) ---------------------------------------------
 
     def _receive(self, event: ProgressEvent) -> None:
         change = self.store.apply(event)
         view, notice = (change.view, change.notice) if change else self.store.render(event)
-        data = serialise(event, view, notice)
-        with self._lock:
-            self._payloads[event.seq] = data
-            while len(self._payloads) > PAYLOAD_MEMO_LIMIT:
-                self._payloads.popitem(last=False)
+        self._encoded[event.seq] = encode(event, view, notice)
+        while len(self._encoded) > ENCODED_MEMO_LIMIT:
+            self._encoded.popitem(last=False)
+        for loop, feeds in list(self._feeds.items()):
+            wanting = [feed for feed in feeds if feed.wants(event)]
+            if not wanting:
+                continue
+            try:
+                loop.call_soon_threadsafe(_hand_out, wanting, event)
+            except RuntimeError:  # that loop is closed: its viewers are gone
+                del self._feeds[loop]
+
+    # -- the event loop ------------------------------------------------------------------------
 
     def payload(self, event: ProgressEvent) -> str:
-        """The event's JSON with its view and notice: made once when it was published, or
-        now for an old event replayed to a viewer that resumes from far back."""
-        with self._lock:
-            data = self._payloads.get(event.seq)
-        if data is None:
-            data = serialise(event, *self.store.render(event))
-        return data
+        """The event's JSON with its view and notice."""
+        return self._encoded_of(event)[0]
+
+    def frame(self, event: ProgressEvent) -> bytes:
+        """The whole SSE message of the event, ready to write."""
+        return self._encoded_of(event)[1]
+
+    def _encoded_of(self, event: ProgressEvent) -> tuple[str, bytes]:
+        with self.bus.lock:
+            encoded = self._encoded.get(event.seq)
+        # An old event replayed to a viewer that resumes from far back: encode it now.
+        return encoded or encode(event, *self.store.render(event))
 
     def follow(self, model: str | None = None, *, after: int | None = None) -> Feed:
         """Live events (of `model`, or all) on the running loop; with `after`, first the
         recorded ones numbered after it."""
-        feed = self._feed()
-        feed.subscription = self.bus.subscribe(feed.put, model, after=after)
+        feed = Feed(self, asyncio.get_running_loop(), model)
+        with self.bus.lock:
+            backlog = [] if after is None else [e for e in self.bus.history(model) if e.seq > after]
+            self._add(feed)
+        # On the loop's own thread, before any live event queued for it can run.
+        for event in backlog:
+            feed.queue.put_nowait(event)
         return feed
 
     def attach_or_start(
         self, model: str, start: Callable[[], None]
     ) -> tuple[Feed, list[ProgressEvent]]:
-        """Follow the model's running operation from its start, or `start` one and follow it."""
-        feed = self._feed()
-        feed.subscription, backlog = self.bus.attach_or_start(model, feed.put, start)
-        return feed, backlog
+        """Follow the model's running operation from its start, or `start` one (which
+        publishes its first event at once) and follow that."""
+        feed = Feed(self, asyncio.get_running_loop(), model)
+        with self.bus.lock:
+            current = self.bus.operation(model)
+            if not current or current[-1].is_terminal:
+                start()
+                current = self.bus.operation(model)
+            self._add(feed)
+        return feed, current
 
-    def _feed(self) -> Feed:
-        feed = Feed(self, asyncio.get_running_loop())
-        self._feeds.add(feed)
-        return feed
+    def _add(self, feed: Feed) -> None:
+        self._feeds.setdefault(feed.loop, set()).add(feed)
+        if self._ended:
+            feed.queue.put_nowait(None)
+
+    def _remove(self, feed: Feed) -> None:
+        with self.bus.lock:
+            self._feeds.get(feed.loop, set()).discard(feed)
 
     @property
     def subscriber_count(self) -> int:
         """Open feeds: viewers following events."""
-        return len(self._feeds)
+        with self.bus.lock:
+            return sum(len(feeds) for feeds in self._feeds.values())
+
+    def end_feeds(self) -> None:
+        """End every stream (the server is stopping); thread-safe."""
+        with self.bus.lock:
+            self._ended = True
+            for loop, feeds in list(self._feeds.items()):
+                try:
+                    loop.call_soon_threadsafe(_hand_out, list(feeds), None)
+                except RuntimeError:
+                    del self._feeds[loop]
 
     def close(self) -> None:
         self._subscription.close()
+        self.end_feeds()
 
 
-def serialise(event: ProgressEvent, view, notice) -> str:
+def _hand_out(feeds: list[Feed], event: ProgressEvent | None) -> None:
+    for feed in feeds:
+        feed.queue.put_nowait(event)
+
+
+def encode(event: ProgressEvent, view, notice) -> tuple[str, bytes]:
+    """The payload (event + view + notice) as JSON, and as a whole SSE `progress` message."""
     data = event.to_dict()
     data["view"] = view.to_dict() if view is not None else None
     data["notice"] = notice.to_dict() if notice is not None else None
-    return json.dumps(data, separators=(",", ":"))
+    text = json.dumps(data, separators=(",", ":"))
+    sep = SSE_SEPARATOR
+    frame = f"id: {event.seq}{sep}event: progress{sep}data: {text}{sep}{sep}".encode()
+    return text, frame

@@ -100,7 +100,7 @@ class ServerThread:
 
     def request_stop(self) -> None:
         """Ask the server to end (thread-safe); open streams end within a quarter second."""
-        self.server_state.closing.set()
+        self.server_state.stop_streams()
         self._server.should_exit = True
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -85,7 +85,7 @@ def test_viewers_that_drop_and_resume_lose_no_event(served):
             seen = [[] for _ in range(viewers)]
             tasks = [asyncio.create_task(viewer(session, done, seen[i])) for i in range(viewers)]
             await asyncio.sleep(0.5)
-            first = served.state.hub._number
+            first = served.state.engine.bus.last_seq
             auth = {"Authorization": f"Bearer {token}"}
             for _ in range(loads):
                 await session.post(
@@ -93,7 +93,7 @@ def test_viewers_that_drop_and_resume_lose_no_event(served):
                 )
                 await session.post("/api/llm/unload", json={"model": ids["big"]}, headers=auth)
                 await asyncio.sleep(0.3)
-            last = served.state.hub._number
+            last = served.state.engine.bus.last_seq
             while any((max(s) if s else 0) < last for s in seen):
                 await asyncio.sleep(0.05)
             done.set()
