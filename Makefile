@@ -13,6 +13,7 @@ run: setup
 
 test: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+	npm test --silent
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
@@ -20,6 +21,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	npm run lint --silent
 
 bench: setup
 	$(PY) -m bench

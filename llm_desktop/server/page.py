@@ -4,8 +4,9 @@ Every card is a server-rendered `<article>` whose buttons are plain forms (`POST
 so a browser without JavaScript lists the models and loads, cancels, unloads and removes them;
 the error details are a `<details>` element. `llm.js` enhances the same markup: it intercepts
 the forms, streams progress over SSE and re-binds each card from the view that comes with every
-event. New cards are cloned from the `<template>` below, so the markup is written once, here.
-The words the page needs that no event carries come from `presenter.PAGE_TEXT`, as JSON.
+event. New cards, action forms and toasts are cloned from the `<template>`s below, so the markup
+is written once, here. The words the page needs that no event carries come from
+`presenter.PAGE_TEXT` and `CARD_TEXT`, as JSON (`#llm-page-data`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from collections.abc import Iterable
 from html import escape
 
 from llm_desktop.core import presenter
-from llm_desktop.core.presenter import ActionId, CardView, Notice
+from llm_desktop.core.events import ModelState
+from llm_desktop.core.presenter import Action, ActionId, CardView, Notice
 
 # Actions that are forms; "details" is a <details> element, "try" is the desktop's own panel.
 FORM_ACTIONS = (ActionId.LOAD, ActionId.RETRY, ActionId.CANCEL, ActionId.UNLOAD, ActionId.REMOVE)
@@ -25,6 +27,17 @@ ICON_BRAND = (
     'stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round" focusable="false">'
     '<rect x="3" y="3" width="14" height="14" rx="3"/><path d="M7 7.5h6M7 10h6M7 12.5h3.5"/></svg>'
 )
+ICON_CLOSE = (
+    '<svg viewBox="0 0 20 20" width="16" height="16" fill="none" stroke="currentColor" '
+    'stroke-width="1.8" stroke-linecap="round" aria-hidden="true" focusable="false">'
+    '<path d="M5.5 5.5l9 9M14.5 5.5l-9 9"/></svg>'
+)
+# The words a card composes from a view's fields: used here and, through the page data, by
+# llm.js when it binds a later view (it fills the {fields}; it writes no words of its own).
+CARD_TEXT = {
+    "progress_label": "{title} load progress",
+    "fit_summary": ": {summary}",
+}
 ICON_REFRESH = (
     '<svg viewBox="0 0 20 20" width="16" height="16" fill="none" stroke="currentColor" '
     'stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true" '
@@ -50,7 +63,8 @@ def card_html(view: CardView) -> str:
     fit = view.fit
     badge = (
         f'<span class="fit-badge"{attrs(data_verdict=fit.verdict, title=fit.summary)}>'
-        f'{escape(fit.text)}<span class="sr-only">: {escape(fit.summary)}</span></span>'
+        f'{escape(fit.text)}<span class="sr-only">'
+        f"{escape(CARD_TEXT['fit_summary'].format(summary=fit.summary))}</span></span>"
         if fit
         else '<span class="fit-badge" hidden></span>'
     )
@@ -73,8 +87,7 @@ def card_html(view: CardView) -> str:
         f'<h3 class="model-name" id="{escape(dom_id)}-title">{escape(view.title)}</h3>'
         f'<span class="state-chip"{attrs(data_state=view.state)}>{escape(view.state_label)}</span>'
         f"{badge}</header>"
-        f'<p class="model-facts{" has-error" if view.error and not view.detail else ""}">'
-        f"{escape(view.facts)}</p>"
+        f'<p class="model-facts">{escape(view.facts)}</p>'
         f'<p class="model-path"{attrs(title=view.path)}>{escape(view.path)}</p>'
         f'<div class="model-spinner" aria-hidden="true"{attrs(hidden=not busy)}>'
         '<div class="spinner-pill"><span class="spinner"></span>'
@@ -87,7 +100,7 @@ def card_html(view: CardView) -> str:
         f'<div class="progress-bar{" indeterminate" if view.indeterminate else ""}"'
         f"{attrs(role='progressbar', aria_valuemin=0, aria_valuemax=100)}"
         f"{attrs(aria_valuenow=None if view.indeterminate else view.pct)}"
-        f"{attrs(aria_valuetext=view.progress_text, aria_label=f'{view.title} load progress')}>"
+        f"{attrs(aria_valuetext=view.progress_text, aria_label=_progress_label(view))}>"
         f'<div class="progress-fill" style="width: {view.pct}%"></div></div></div>'
         f'<p class="progress-detail"'
         f"{attrs(data_kind='error' if view.error else None, hidden=not view.detail)}>"
@@ -97,6 +110,10 @@ def card_html(view: CardView) -> str:
         f'<p class="sr-only card-announcement">{escape(view.announcement)}</p>'
         "</article>"
     )
+
+
+def _progress_label(view: CardView) -> str:
+    return CARD_TEXT["progress_label"].format(title=view.title)
 
 
 def actions_html(view: CardView) -> str:
@@ -140,6 +157,51 @@ def notice_html(notice: Notice | None) -> str:
     )
 
 
+def _blank_view() -> CardView:
+    """A card with every element and no content: llm.js clones it for a model the page did not
+    list yet, and its one action form for each action a later view offers."""
+    return CardView(
+        model="",
+        title="",
+        facts="",
+        path="",
+        fit=None,
+        state=ModelState.UNLOADED,
+        state_label="",
+        stage_label="",
+        pct=0,
+        indeterminate=False,
+        progress_text="",
+        show_progress=False,
+        detail="",
+        busy=False,
+        busy_message="",
+        actions=(Action(ActionId.LOAD, "", ""),),
+        error=None,
+        announcement="",
+        settings_editable=False,
+    )
+
+
+def templates_html() -> str:
+    """The markup llm.js clones: a card (with one action form) and a toast."""
+    dismiss = presenter.PAGE_TEXT["dismiss"]
+    toast = (
+        '<div class="toast">'
+        '<span class="toast-icon" aria-hidden="true"></span>'
+        '<div class="toast-body"><span class="sr-only"><span class="toast-kind"></span>: </span>'
+        '<p class="toast-title"></p><p class="toast-message"></p>'
+        '<div class="toast-actions"><button type="button" class="btn btn-small"></button></div>'
+        "</div>"
+        f'<button type="button" class="toast-close"{attrs(aria_label=dismiss, title=dismiss)}>'
+        f"{ICON_CLOSE}</button></div>"
+    )
+    return (
+        f'<template id="llm-card-template">{card_html(_blank_view())}</template>\n'
+        f'  <template id="llm-toast-template">{toast}</template>'
+    )
+
+
 def page_html(
     views: Iterable[CardView],
     *,
@@ -153,7 +215,11 @@ def page_html(
     page_data = {
         "text": presenter.PAGE_TEXT,
         "notice_timeouts_ms": {str(k): v for k, v in presenter.NOTICE_TIMEOUT_MS.items()},
+        "notice_kind_words": {str(k): v for k, v in presenter.NOTICE_KIND_WORDS.items()},
         "notice_limit": presenter.NOTICE_LIMIT,
+        "card_text": CARD_TEXT,
+        "form_actions": [str(action) for action in FORM_ACTIONS],
+        "authorized": authorized,
     }
     if not authorized:
         body = (
@@ -161,13 +227,11 @@ def page_html(
             "address</h3><p>Open the address that <code>llm-desktop serve</code> printed, or "
             "use View → Open page in browser in the app: it carries the access token.</p></div>"
         )
-    elif not views:
+    else:  # kept when there are models: llm.js shows it if a refresh finds none
         body = (
-            f'<div id="empty-state" class="empty-state"><h3>No models yet</h3>'
-            f"<p>{escape(presenter.PAGE_TEXT['empty'])}</p></div>"
+            f'<div id="empty-state" class="empty-state"{attrs(hidden=bool(views))}>'
+            f"<h3>No models yet</h3><p>{escape(presenter.PAGE_TEXT['empty'])}</p></div>"
         )
-    else:
-        body = ""
     return f"""<!doctype html>
 <html lang="en"{attrs(data_theme=theme if theme in ("light", "dark") else None)}>
 <head>
@@ -213,6 +277,8 @@ def page_html(
   </main>
   <div id="toast-container" class="toast-container" aria-live="polite"
        aria-label="{escape(presenter.PAGE_TEXT["notifications"])}"></div>
+  <div id="llm-announcer" class="sr-only" aria-live="polite" aria-atomic="true"></div>
+  {templates_html()}
   <script type="application/json" id="llm-page-data">{_script_json(page_data)}</script>
   <script type="module" src="/static/js/main.js"></script>
 </body>

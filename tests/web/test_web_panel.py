@@ -1,7 +1,8 @@
 """The llm.js page in a real QWebEngineView, against the in-app server and real loads.
 
-JavaScript console errors fail these tests. Parity: one load, seen by the Qt card and by the
-page, must be the same sequence of (stage, pct).
+The page is the server's HTML (page.py) upgraded by the ES modules under resources/web/static/js
+(main.js creates window.llmManager). JavaScript console errors fail these tests. Parity: one
+load, seen by the Qt card and by the page, must be the same sequence of (stage, pct).
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ def window(qtbot, library, tmp_path, no_leaked_processes):
         lambda: js(qtbot, window, "document.querySelectorAll('.model-card').length") == 3,
         timeout=WAIT_MS,
     )
+    # The cards are the server's HTML; main.js (a module: it runs after parsing) then upgrades
+    # them and follows every model's events.
+    qtbot.waitUntil(
+        lambda: js(qtbot, window, "window.llmManager ? llmManager.connection : null") == "live",
+        timeout=WAIT_MS,
+    )
     yield window
     assert not window.console_errors, window.console_errors
     window.close()
@@ -62,7 +69,7 @@ def js(qtbot, window: MainWindow, script: str):
 
 
 def card_id(window: MainWindow, stem: str) -> str:
-    (model_id,) = [i for i, c in window.cards.items() if Path(c.entry.path).stem == stem]
+    (model_id,) = [i for i, c in window.cards.items() if Path(c.view.path).stem == stem]
     return model_id
 
 
@@ -74,6 +81,21 @@ def toasts(qtbot, window):
     return js(qtbot, window, "llmManager.visibleToasts().map(t => [t.type, t.message])")
 
 
+def card_state(qtbot, window, model_id):
+    """What the page's card shows: its state, the visible buttons and whether its error
+    details are offered."""
+    card = f"document.getElementById({json.dumps('model-' + model_id)})"
+    return js(
+        qtbot,
+        window,
+        f"{{state: {card}.dataset.state,"
+        f" actions: [...{card}.querySelectorAll('.model-actions button')]"
+        ".map(b => b.dataset.action),"
+        f" details: !{card}.querySelector('.error-details').hidden,"
+        f" summary: {card}.querySelector('.error-details summary').textContent}}",
+    )
+
+
 def test_page_loads_a_model_through_llm_js(qtbot, window):
     model = card_id(window, "tiny")
     js(qtbot, window, f"void llmManager.loadModelWithSSE({json.dumps(model)})")
@@ -82,7 +104,11 @@ def test_page_loads_a_model_through_llm_js(qtbot, window):
     )
     progress = page_progress(qtbot, window, model)
     assert progress["state"] == "loaded"
+    assert progress["stage"] == "complete"
     qtbot.waitUntil(lambda: any(kind == "success" for kind, _ in toasts(qtbot, window)))
+    # Exactly one success toast, though the load stream and the events stream both carried it.
+    assert [kind for kind, _ in toasts(qtbot, window)] == ["success"]
+    assert card_state(qtbot, window, model)["actions"] == ["unload"]
     # The same engine event moved the Qt card.
     qtbot.waitUntil(lambda: window.cards[model].view.state is ModelState.LOADED)
     stats = js(qtbot, window, "llmManager.stats")
@@ -100,15 +126,22 @@ def test_fallback_without_sse_still_loads(qtbot, window):
     assert js(qtbot, window, "llmManager.stats")["fallbacks"] >= 1
 
 
-def test_corrupt_file_shows_an_error_toast(qtbot, window):
+def test_corrupt_file_shows_one_error_notice_and_what_helps(qtbot, window):
     model = card_id(window, "broken")
     js(qtbot, window, f"llmManager.loadModelWithSSE({json.dumps(model)}).catch(() => null)")
     qtbot.waitUntil(
-        lambda: any(kind == "error" for kind, _ in toasts(qtbot, window)), timeout=WAIT_MS
+        lambda: (page_progress(qtbot, window, model) or {}).get("state") == "failed",
+        timeout=WAIT_MS,
     )
-    messages = [message for kind, message in toasts(qtbot, window) if kind == "error"]
-    assert any("Not a valid GGUF model" in message for message in messages), messages
-    assert page_progress(qtbot, window, model)["state"] == "failed"
+    qtbot.wait(500)  # a second copy of the notice (the events stream) would show by now
+    errors = [message for kind, message in toasts(qtbot, window) if kind == "error"]
+    assert len(errors) == 1, errors
+    assert "Not a valid GGUF model" in errors[0]
+    # Trying the same file again cannot help: the card offers its details and removal.
+    shown = card_state(qtbot, window, model)
+    assert shown["state"] == "failed"
+    assert shown["actions"] == ["remove"]
+    assert shown["details"] and shown["summary"] == "Show details"
 
 
 def test_qt_card_and_page_see_the_same_load(qtbot, window):
