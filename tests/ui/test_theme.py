@@ -234,10 +234,24 @@ def test_follow_system_reapplies_on_change(app):
     assert theme.applied_scheme(app) == "light"  # no longer following
 
 
+def chunk_colour(bar: QProgressBar) -> QColor:
+    """The colour painted a fifth of the way along the bar: inside the chunk, clear of the
+    centred text and of the rounded ends."""
+    image = bar.grab().toImage()
+    return image.pixelColor(bar.width() // 5, bar.height() // 2)
+
+
 def test_repolish_picks_up_a_changed_property(app, qtbot):
     theme.apply_theme(app, theme.LIGHT)
+    colours = theme.colors(theme.LIGHT)
     bar = QProgressBar()
     qtbot.addWidget(bar)
+    bar.resize(200, 24)
+    bar.setValue(95)
+    assert chunk_colour(bar) == QColor(colours["chunk"])  # polished once, without the level
     bar.setProperty("level", "warning")
-    theme.repolish(bar)  # no warnings; the warning chunk rule now matches
-    bar.grab()
+    # Qt does not match the stylesheet again when a dynamic property changes: until the
+    # repolish, the chunk keeps its old colour.
+    assert chunk_colour(bar) == QColor(colours["chunk"])
+    theme.repolish(bar)
+    assert chunk_colour(bar) == QColor(colours["chunk_warning"])

@@ -11,6 +11,7 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, QSettings, Qt
 from PySide6.QtGui import QEnterEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
+from llm_desktop.core.presenter import NOTICE_KIND_WORDS, NOTICE_TIMEOUT_MS
 from llm_desktop.ui import motion
 from llm_desktop.ui.toast import (
     DEFAULT_TIMEOUT_MS,
@@ -63,10 +64,11 @@ def hover(toast: Toast, inside: bool) -> None:
 
 
 def test_default_timeouts_by_kind():
-    assert ToastMessage(ToastKind.INFO, "a").effective_timeout_ms == 4000
-    assert ToastMessage(ToastKind.SUCCESS, "a").effective_timeout_ms == 4000
-    assert ToastMessage(ToastKind.WARNING, "a").effective_timeout_ms == 6000
-    assert ToastMessage(ToastKind.ERROR, "a").effective_timeout_ms == 9000
+    # The presenter's one table for every surface; the worse the news, the longer it stays.
+    timeouts = {kind: ToastMessage(kind, "a").effective_timeout_ms for kind in ToastKind}
+    assert timeouts == NOTICE_TIMEOUT_MS
+    assert timeouts[ToastKind.SUCCESS] == timeouts[ToastKind.INFO] < timeouts[ToastKind.WARNING]
+    assert timeouts[ToastKind.WARNING] < timeouts[ToastKind.ERROR]
     assert ToastMessage("error", "a", timeout_ms=150).effective_timeout_ms == 150
     assert ToastMessage("error", "a").kind is ToastKind.ERROR
     assert set(DEFAULT_TIMEOUT_MS) == set(ToastKind)
@@ -211,23 +213,46 @@ def test_toasts_follow_the_host_when_it_is_resized(qtbot, host, manager):
     assert {t.card_geometry().width() for t in manager.visible_toasts()} == {320 - 24}
 
 
-def test_reduced_motion_shows_and_hides_at_once(qtbot, manager, monkeypatch):
-    monkeypatch.setenv(motion.ENV_VAR, "1")
-    toast = manager.success("Model ready")
-    assert toast.isVisible() and not toast.is_animating()
-    assert toast.pos() == toast.target_pos()
-    assert not toast.graphicsEffect().isEnabled()
+def show_then_dismiss(manager: ToastManager, text: str) -> dict[str, object]:
+    """What a toast does at once, before any event is processed, when shown and dismissed."""
+    toast = manager.success(text)
+    shown = {
+        "animating": toast.is_animating(),
+        "at_target": toast.pos() == toast.target_pos(),
+        "fading": toast.graphicsEffect().isEnabled(),
+    }
     seen = []
     toast.dismissed.connect(lambda: seen.append(True))
     toast.dismiss()
-    assert seen == [True] and not toast.isVisible()
+    return {**shown, "dismissed_at_once": seen == [True], "hidden_at_once": not toast.isVisible()}
+
+
+def test_reduced_motion_shows_and_hides_at_once(qtbot, manager, monkeypatch):
+    # The same calls under full motion first: the toast slides and fades in, and fades out.
+    normal = show_then_dismiss(manager, "Model loading")
+    assert normal == {
+        "animating": True,
+        "at_target": False,
+        "fading": True,
+        "dismissed_at_once": False,
+        "hidden_at_once": False,
+    }
+    monkeypatch.setenv(motion.ENV_VAR, "1")
+    reduced = show_then_dismiss(manager, "Model ready")
+    assert reduced == {
+        "animating": False,
+        "at_target": True,
+        "fading": False,
+        "dismissed_at_once": True,
+        "hidden_at_once": True,
+    }
 
 
 def test_accessible_names_carry_the_kind(qtbot, manager):
     for kind in ToastKind:
         toast = manager.show(ToastMessage(kind, f"{kind} text"))
-        assert toast.accessibleName() == f"{kind.label}: {kind} text"
-        assert toast.icon.accessibleName() == kind.label
+        assert toast.accessibleName() == f"{NOTICE_KIND_WORDS[kind]}: {kind} text"
+        assert toast.icon.accessibleName() == NOTICE_KIND_WORDS[kind]
     titled = manager.error("Not enough memory", title="Load failed")
     assert titled.accessibleName() == "Error: Load failed. Not enough memory"
     assert "Escape" in titled.accessibleDescription()
@@ -238,18 +263,30 @@ def test_reduced_motion_sources(tmp_path, monkeypatch, qapp):
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     monkeypatch.delenv(motion.ENV_VAR, raising=False)
     monkeypatch.delenv("GTK_ENABLE_ANIMATIONS", raising=False)
-    assert motion.reduced_motion(settings) is motion.platform_prefers_reduced_motion()
+    # With no environment and no setting, the platform's answer decides, both ways.
+    for platform_says in (True, False):
+        monkeypatch.setattr(motion, "platform_prefers_reduced_motion", lambda v=platform_says: v)
+        assert motion.reduced_motion(settings) is platform_says
+    # The platform now says "animate": each source below changes the answer.
     motion.set_reduced_motion(True, settings)
-    assert motion.reduced_motion(settings) is True
+    assert motion.reduced_motion(settings) is True, "the setting overrides the platform"
     monkeypatch.setenv(motion.ENV_VAR, "0")
     assert motion.reduced_motion(settings) is False, "the environment overrides the setting"
     monkeypatch.setenv(motion.ENV_VAR, "1")
     motion.set_reduced_motion(False, settings)
+    assert motion.reduced_motion(settings) is True, "the environment overrides the setting"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a GTK variable, read on Linux")
+def test_gtk_animations_off_means_reduced_motion(tmp_path, monkeypatch, qapp):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    monkeypatch.delenv(motion.ENV_VAR, raising=False)
+    monkeypatch.setenv("GTK_ENABLE_ANIMATIONS", "1")
+    if motion.platform_prefers_reduced_motion():
+        pytest.skip("this desktop already asks for reduced motion: GTK's variable cannot change it")
+    monkeypatch.setenv("GTK_ENABLE_ANIMATIONS", "0")
+    assert motion.platform_prefers_reduced_motion() is True
     assert motion.reduced_motion(settings) is True
-    if sys.platform.startswith("linux"):
-        monkeypatch.delenv(motion.ENV_VAR)
-        monkeypatch.setenv("GTK_ENABLE_ANIMATIONS", "0")
-        assert motion.reduced_motion(settings) is True
 
 
 def test_the_app_style_sheet_can_style_the_whole_toast(qtbot, host):
