@@ -106,5 +106,28 @@ install_python_packages() {
   echo "$wanted" > "$stamp"
 }
 
+# Node.js and npm (Debian's packages, when missing) for the page's lint and unit tests, then
+# node_modules from package-lock.json: again when the lock file changes.
+install_node_packages() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    command -v apt-get >/dev/null || { echo "setup: install Node.js (18.18 or newer) and npm" >&2; return 1; }
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    echo "setup: installing Node.js and npm (Debian packages)"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  local stamp="node_modules/.llm-desktop-setup"
+  local wanted
+  wanted=$(sha256sum package-lock.json | cut -d' ' -f1)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
+    return 0
+  fi
+  echo "setup: installing the page's lint and test tools (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$wanted" > "$stamp"
+}
+
 install_system_packages
 install_python_packages
+install_node_packages
