@@ -1,0 +1,161 @@
+"""The fake engine the UI tests drive is held to the real one: same API, same events."""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import threading
+from pathlib import Path
+
+import pytest
+
+from llm_desktop.core.engine import Engine
+from llm_desktop.core.engine_api import EngineApi
+from llm_desktop.core.events import STAGE_BANDS, ErrorKind, ModelState, ProgressEvent, Stage
+from llm_desktop.core.options import LoadOptions
+from tests.helpers.fake_engine import FakeEngine, LoadCall
+from tests.helpers.library import BROKEN_GGUF
+
+# The fields whose presence (not value) an event of each stage must share with the real one.
+SHAPE_FIELDS = ("bytes_done", "bytes_total", "memory_bytes", "error")
+
+
+@pytest.fixture
+def fake():
+    engine = FakeEngine()
+    yield engine
+    engine.shutdown()
+
+
+def shape(events: list[ProgressEvent]) -> list[tuple]:
+    """Stage, operation and which fields are set, one entry per run of a stage's events (the
+    real engine throttles progress, so how many events a stage has is not the contract)."""
+    runs = []
+    for stage, group in itertools.groupby(events, key=lambda event: event.stage):
+        group = list(group)
+        ends = (group[0], group[-1]) if len(group) > 1 else (group[0],)
+        present = tuple(
+            tuple(name for name in SHAPE_FIELDS if getattr(event, name) is not None)
+            for event in ends
+        )
+        runs.append((stage, group[0].op, present, group[-1].pct))
+    return runs
+
+
+def test_the_fake_has_every_member_of_the_engine_api_with_the_same_parameters():
+    members = [name for name in vars(EngineApi) if not name.startswith("_")]
+    assert {"load", "cancel", "unload", "generate", "wait", "shutdown"} <= set(members)
+    for name in members:
+        expected = inspect.signature(getattr(EngineApi, name))
+        actual = inspect.signature(getattr(FakeEngine, name))
+        assert [(p.name, p.kind, p.default) for p in actual.parameters.values()] == [
+            (p.name, p.kind, p.default) for p in expected.parameters.values()
+        ], name
+    assert "bus" in EngineApi.__annotations__ and hasattr(FakeEngine(), "bus")
+
+
+def test_a_load_and_an_unload_publish_what_the_real_engine_publishes(tiny_model, fake):
+    with Engine(warm_hosts=1) as engine, engine.events() as stream:
+        model = engine.load(tiny_model)
+        real = list(stream.until_terminal(60))
+        engine.unload(model)
+        real += list(stream.until_terminal(60))
+
+    with fake.bus.stream() as stream:
+        fake.load(tiny_model)
+        fake.finish(fake.loads[0].model)
+        fake.unload(fake.loads[0].model)
+        fake.finish(fake.loads[0].model)
+        faked = list(itertools.chain(stream.until_terminal(1), stream.until_terminal(1)))
+
+    assert [event.stage for event in real][-1] is Stage.UNLOADED
+    assert shape(faked) == shape(real)
+    # Messages a person reads, where they do not depend on the file.
+    by_stage = {event.stage: event.message for event in real}
+    for event in faked:
+        if event.stage in (Stage.CONNECTING, Stage.INITIALIZING, Stage.LOADING, Stage.FINALIZING):
+            assert event.message == by_stage[event.stage]
+    for event in faked:
+        if event.op == "load" and event.stage in STAGE_BANDS:
+            low, high = STAGE_BANDS[event.stage]
+            assert low <= event.pct <= high, event
+    assert [e.seq for e in faked] == sorted(e.seq for e in faked), "the bus numbers them"
+
+
+def test_a_cancel_and_a_failure_end_like_the_real_ones(tmp_path: Path, tiny_model, fake):
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(BROKEN_GGUF)
+    with Engine(warm_hosts=1) as engine:
+        failed = engine.wait(engine.load(broken), 60)
+        cancelled_id = engine.load(tiny_model)
+        assert engine.cancel(cancelled_id)
+        cancelled = engine.wait(cancelled_id, 60)
+
+    fake_failed_id = fake.load(broken)
+    fake.advance(fake_failed_id, Stage.PARSING)
+    fake_failed = fake.fail(fake_failed_id, ErrorKind.INVALID_MODEL, failed.error.message)
+    fake_cancelled_id = fake.load(tiny_model)
+    assert fake.cancel(fake_cancelled_id)
+    assert fake.pending(fake_cancelled_id) == (Stage.CANCELLED,)
+    fake_cancelled = fake.step(fake_cancelled_id)
+
+    for real, faked in ((failed, fake_failed), (cancelled, fake_cancelled)):
+        assert (faked.stage, faked.op, faked.error.kind, faked.message, faked.pct) == (
+            real.stage,
+            real.op,
+            real.error.kind,
+            real.message,
+            real.pct,  # the pct reached is kept
+        )
+
+
+def test_steps_are_published_from_a_session_thread_and_connecting_from_the_callers(fake):
+    threads = []
+    fake.bus.subscribe(lambda event: threads.append((event.stage, threading.current_thread())))
+    model = fake.load("/models/a.gguf")
+    fake.finish(model)
+    stages = [stage for stage, _ in threads]
+    assert stages[0] is Stage.CONNECTING and stages[-1] is Stage.COMPLETE
+    assert threads[0][1] is threading.main_thread()
+    workers = {thread for _, thread in threads[1:]}
+    assert len(workers) == 1 and next(iter(workers)).name.startswith("fake-session-")
+
+    unthreaded = FakeEngine(threaded=False)
+    unthreaded.bus.subscribe(lambda event: threads.append(threading.current_thread()))
+    unthreaded.finish(unthreaded.load("/models/b.gguf"))
+    assert threads[-1] is threading.main_thread()
+
+
+def test_calls_are_recorded_and_answered_as_the_real_engine_answers(fake):
+    options = LoadOptions(n_ctx=1024, use_mmap=False)
+    model = fake.load("/models/a.gguf", options)
+    assert fake.loads == [LoadCall(model, "/models/a.gguf", options)]
+    assert fake.load("/models/a.gguf") == model, "a second load attaches"
+    assert [e.stage for e in fake.bus.history(model)] == [Stage.CONNECTING]
+    assert not fake.unload("/nothing") and fake.unloads == ["/nothing"]
+    events = fake.advance(model, Stage.LOADING)
+    stages = [e.stage for e in events]
+    assert stages == [Stage.INITIALIZING, Stage.PARSING, Stage.PARSING, Stage.LOADING]
+    events = fake.finish(model)
+    assert events[-2].message == "Warming up: first decode"
+    assert events[-1].message == "Ready (1024-token context)"
+    assert fake.wait(model, 1).state is ModelState.LOADED
+    assert not fake.cancel(model), "nothing to cancel once loaded"
+    assert list(fake.generate(model, "Hi", 2)) == ["Hello", ","]
+    assert fake.prompts == [(model, "Hi", 2)]
+    with pytest.raises(LookupError):
+        fake.step(model)
+    crashed = fake.fail(model, ErrorKind.ENGINE_CRASHED)
+    assert (crashed.op, crashed.pct, crashed.state) == ("load", 100.0, ModelState.FAILED)
+
+
+def test_shutdown_ends_loads_and_unloads_loaded_models_as_the_real_one(fake):
+    loading = fake.load("/models/a.gguf")
+    fake.step(loading)
+    loaded = fake.load("/models/b.gguf")
+    fake.finish(loaded)
+    fake.shutdown()
+    assert fake.state(loading).stage is Stage.CANCELLED
+    assert [e.stage for e in fake.bus.operation(loaded)] == [Stage.UNLOADING, Stage.UNLOADED]
+    with pytest.raises(RuntimeError):
+        fake.load("/models/a.gguf")
