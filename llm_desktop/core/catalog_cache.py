@@ -63,10 +63,6 @@ class MetadataCache:
         self._dirty = False
         self._lock = threading.Lock()
 
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._loaded())
-
     def get(self, real_path: str, size: int, mtime_ns: int) -> dict[str, Any] | None:
         """The stored header fields for this file, or None when absent or stale."""
         key = path_key(real_path)

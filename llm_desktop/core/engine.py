@@ -11,21 +11,20 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from llm_desktop.core import hardware
-from llm_desktop.core.bus import EventBus, EventStream, Subscription
+from llm_desktop.core.bus import EventBus, EventStream
 from llm_desktop.core.events import ErrorKind, ModelError, ModelState, ProgressEvent, Stage
 from llm_desktop.core.host.client import HostPool
-from llm_desktop.core.model_names import model_id as catalog_model_id
+from llm_desktop.core.model_names import model_id as file_model_id
 from llm_desktop.core.model_names import split_parts
 from llm_desktop.core.options import LoadOptions
 from llm_desktop.core.preflight import preflight
 from llm_desktop.core.session import Generation, ModelSession, Request
 
-Subscriber = Callable[[ProgressEvent], None]
 # What callers import from here; the session and the preflight have their own modules.
-__all__ = ["Engine", "EventStream", "LoadOptions", "ModelSession", "preflight", "split_parts"]
+__all__ = ["Engine", "LoadOptions", "preflight", "split_parts"]
 
 
 class Engine:
@@ -54,10 +53,6 @@ class Engine:
 
     # -- events: the bus is the one record; these read it --------------------------------------
 
-    def subscribe(self, subscriber: Subscriber, model: str | None = None) -> Subscription:
-        """Call `subscriber(event)` for every later event, from engine threads."""
-        return self.bus.subscribe(subscriber, model)
-
     def events(self, model: str | None = None, *, after_seq: int | None = None) -> EventStream:
         """A blocking stream of live events; with `after_seq`, first the recorded ones after it."""
         return self.bus.stream(model, after=after_seq)
@@ -74,7 +69,7 @@ class Engine:
     # -- operations ----------------------------------------------------------------------------
 
     def model_id(self, path: str | os.PathLike[str]) -> str:
-        return catalog_model_id(path)
+        return file_model_id(path)
 
     def load(
         self,

@@ -1,8 +1,9 @@
 """Checks on a model file before anything reads it, each failure named the way a user reads it.
 
 Runs at the start of every load, in the session's thread: a missing file, a broken symlink, a
-symlink loop, a directory, a device file, an unreadable file or a missing part of a split model
-each end the load with its own `ModelError` before llama.cpp sees the path.
+symlink loop, a directory, anything else that is not a regular file, an unreadable file or a
+missing part of a split model each end the load with its own `ModelError` before llama.cpp sees
+the path.
 """
 
 from __future__ import annotations

@@ -60,7 +60,6 @@ class Generation:
     prompt: str
     max_tokens: int
     pieces: queue.Queue[str | None] = field(default_factory=queue.Queue)
-    reason: str | None = None
     error: str | None = None
 
 
@@ -379,7 +378,6 @@ class ModelSession:
                 if kind == "token":
                     active.pieces.put(str(item.data.get("text", "")))
                 elif kind == "generated":
-                    active.reason = item.data.get("reason")
                     active.error = item.data.get("error")
                     active.pieces.put(None)
                     active = None

@@ -55,10 +55,6 @@ class ToastManager(QObject):
         self._toasts: list[Toast] = []  # oldest first; fading ones keep their place
         host.installEventFilter(self)
 
-    @property
-    def host(self) -> QWidget:
-        return self._host
-
     def set_host(self, host: QWidget) -> None:
         """Float the toasts over another widget (the window keeps them off the cards)."""
         if host is self._host:
