@@ -33,7 +33,7 @@ def start_server(library_dir: Path, **config) -> tuple[ServerThread, Engine]:
 
 
 @pytest.fixture
-def served(page_library, no_leaked_processes):
+def page_server(page_library, no_leaked_processes):
     server, engine = start_server(page_library)
     yield server
     server.stop()
@@ -41,7 +41,7 @@ def served(page_library, no_leaked_processes):
 
 
 @pytest.fixture
-def dev_served(page_library, no_leaked_processes):
+def dev_page_server(page_library, no_leaked_processes):
     server, engine = start_server(page_library, dev=True)
     yield server
     server.stop()

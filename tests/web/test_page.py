@@ -50,24 +50,21 @@ def axe_violations(page_view) -> list[dict]:
 
 
 @pytest.fixture
-def page_in_states(served):
+def page_in_states(page_server):
     """tiny loaded, broken failed (with its details), big never loaded."""
-    ids = model_ids(served)
-    assert api(served, "POST", "/api/llm/load", json={"model": ids["tiny"]}).json()["stage"] == (
-        "complete"
-    )
-    assert api(served, "POST", "/api/llm/load", json={"model": ids["broken"]}).json()["stage"] == (
-        "failed"
-    )
-    yield served, ids
-    api(served, "POST", "/api/llm/unload", json={"model": ids["tiny"]})
-    served.state.engine.wait(ids["tiny"], 60.0)
+    ids = model_ids(page_server)
+    for stem, outcome in (("tiny", "complete"), ("broken", "failed")):
+        answer = api(page_server, "POST", "/api/llm/load", json={"model": ids[stem]}).json()
+        assert answer["stage"] == outcome, answer
+    yield page_server, ids
+    api(page_server, "POST", "/api/llm/unload", json={"model": ids["tiny"]})
+    page_server.state.engine.wait(ids["tiny"], 60.0)
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_the_page_has_no_axe_violations(page_view, page_in_states, theme):
-    served, ids = page_in_states
-    open_page(page_view, served, theme)
+    page_server, ids = page_in_states
+    open_page(page_view, page_server, theme)
     assert page_view.js("document.documentElement.dataset.theme") == theme
     states = page_view.js(
         "Object.fromEntries([...document.querySelectorAll('.model-card')]"
@@ -85,12 +82,12 @@ def test_the_page_has_no_axe_violations(page_view, page_in_states, theme):
     assert violations == [], json.dumps(violations, indent=1)
 
 
-def test_favicon_and_scripts_are_served(served):
-    favicon = api(served, "GET", "/favicon.ico")
+def test_favicon_and_scripts_are_served(page_server):
+    favicon = api(page_server, "GET", "/favicon.ico")
     assert favicon.status_code == 200
     assert favicon.headers["content-type"].startswith("image/")
     for name in ("main.js", "llm.js", "page.js", "sse.js", "store.js", "transport.js", "views.js"):
-        script = api(served, "GET", f"/static/js/{name}")
+        script = api(page_server, "GET", f"/static/js/{name}")
         assert script.status_code == 200, name
         assert script.headers["content-type"].startswith("text/javascript"), name
 
@@ -108,9 +105,9 @@ def overlap(a, b) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def test_a_loading_card_keeps_its_name_and_facts_readable(page_view, served):
-    ids = model_ids(served)
-    open_page(page_view, served)
+def test_a_loading_card_keeps_its_name_and_facts_readable(page_view, page_server):
+    ids = model_ids(page_server)
+    open_page(page_view, page_server)
     # The card as a load shows it: the server's view of a loading model, bound by llm.js.
     page_view.run(
         f"const card = llmManager.getCard({json.dumps(ids['big'])});"
@@ -131,8 +128,8 @@ def test_a_loading_card_keeps_its_name_and_facts_readable(page_view, served):
     assert hidden_by, "something lies over the card's name"
 
 
-def test_toasts_stay_out_of_the_header_and_the_cards_can_scroll_clear(page_view, served):
-    open_page(page_view, served)
+def test_toasts_stay_out_of_the_header_and_the_cards_can_scroll_clear(page_view, page_server):
+    open_page(page_view, page_server)
     page_view.run(
         "for (let n = 0; n < 5; n++) llmManager.showToast('Toast number ' + n, 'info',"
         " {key: 'k' + n, timeout_ms: 600000})"
@@ -153,9 +150,11 @@ def test_toasts_stay_out_of_the_header_and_the_cards_can_scroll_clear(page_view,
     assert geometry["padding"] >= box[3] - box[1], "the page keeps room below for the stack"
 
 
-def test_the_dev_page_drives_real_loads_through_llm_js(page_view, dev_served):
-    ids = model_ids(dev_served)
-    page_view.open(f"{dev_served.base_url}/test_llm_progress.html?token={dev_served.config.token}")
+def test_the_dev_page_drives_real_loads_through_llm_js(page_view, dev_page_server):
+    ids = model_ids(dev_page_server)
+    page_view.open(
+        f"{dev_page_server.base_url}/test_llm_progress.html?token={dev_page_server.config.token}"
+    )
     page_view.wait_for("window.llmManager && llmManager.connection === 'live'")
     page_view.wait_for("document.querySelectorAll('#model-grid .model-card').length === 3")
     page_view.run(
@@ -174,8 +173,8 @@ def test_the_dev_page_drives_real_loads_through_llm_js(page_view, dev_served):
     page_view.run("document.querySelector('button[data-run=unload]').click()")
     page_view.wait_for(f"llmManager.getProgress({tiny}).state === 'unloaded'")
     # Served only in development.
-    assert api(dev_served, "GET", "/test_llm_progress.html").status_code == 200
+    assert api(dev_page_server, "GET", "/test_llm_progress.html").status_code == 200
 
 
-def test_the_dev_page_is_not_served_without_dev(served):
-    assert api(served, "GET", "/test_llm_progress.html").status_code == 404
+def test_the_dev_page_is_not_served_without_dev(page_server):
+    assert api(page_server, "GET", "/test_llm_progress.html").status_code == 404
