@@ -190,17 +190,21 @@ def command_load(args: argparse.Namespace) -> int:
 
 def _follow(engine, model: str, stream, render) -> ProgressEvent | None:
     """Render events until the load ends; Ctrl-C cancels it and waits for `cancelled`."""
-    while True:
-        try:
+    import signal
+
+    # A handler, not `except KeyboardInterrupt`: the interrupt may land anywhere in the loop
+    # (inside a render, say), and a cancel must never lose the event being shown.
+    previous = signal.signal(signal.SIGINT, lambda *_: engine.cancel(model))
+    try:
+        while True:
             event = stream.get(timeout=0.2)
-        except KeyboardInterrupt:
-            engine.cancel(model)
-            continue
-        if event is None:
-            continue
-        render(event)
-        if event.is_terminal:
-            return event
+            if event is None:
+                continue
+            render(event)
+            if event.is_terminal:
+                return event
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class ViewRenderer:

@@ -213,8 +213,8 @@ class Notice:
 
 def facts_line(entry: ModelEntry) -> str:
     """ "llama · 7B · Q4_K_M · 4,096 ctx · 4.1 GB": what the model is, in one line."""
-    if entry.error:
-        return f"Unreadable: {entry.error}"
+    if entry.error:  # the card's detail line says why
+        return FACTS_SEPARATOR.join(("Unreadable file", format_bytes(entry.file_size)))
     facts = [
         entry.architecture,
         entry.size_label or None,
@@ -294,7 +294,7 @@ def card_view(
         # A failure or a cancel is said by the detail line, the state and the buttons, not by
         # a half-filled bar.
         show_progress=busy or state is ModelState.LOADED,
-        detail=detail_line(event) if event is not None else "",
+        detail=detail_line(event) if event is not None else (error.message if error else ""),
         busy=busy,
         busy_message=event.message if busy and event is not None else "",
         actions=tuple(

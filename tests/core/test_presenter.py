@@ -100,7 +100,8 @@ def test_a_file_that_can_never_load_offers_help_not_retry():
     unreadable = card_view(replace(ENTRY, error="Not a valid GGUF model: bad magic"))
     assert unreadable.state is ModelState.UNREADABLE
     assert ids(unreadable) == [ActionId.DETAILS, ActionId.REMOVE]
-    assert unreadable.facts.startswith("Unreadable:")
+    assert unreadable.facts.startswith("Unreadable file")
+    assert unreadable.detail == "Not a valid GGUF model: bad magic"
 
 
 def test_the_retry_a_failure_calls_for_and_its_options():

@@ -218,12 +218,7 @@ def cases() -> list[dict]:
             }
         )
     same_name = [replace(ENTRY, id=f"twin-{n}", path=f"/models/twin-{n}.gguf") for n in (1, 2)]
-    return out + [
-        {
-            "name": "two models with one name",
-            "titles": presenter.titles(same_name),
-        }
-    ]
+    return [*out, {"name": "two models with one name", "titles": presenter.titles(same_name)}]
 
 
 def render() -> str:

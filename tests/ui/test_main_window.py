@@ -159,7 +159,8 @@ def test_library_lists_cards_with_facts_and_fit(window):
     assert "RAM" in tiny.fit_badge.toolTip()
     assert shown_buttons(tiny) == ["Load"]
     broken = card_named(window, "broken")
-    assert broken.facts.text().startswith("Unreadable:")
+    assert broken.facts.text().startswith("Unreadable file")
+    assert "Not a valid GGUF model" in broken.status.text()
 
 
 def test_unreadable_file_offers_details_and_removal_not_load(qtbot, window, fake):
