@@ -153,6 +153,7 @@ def command_load(args: argparse.Namespace) -> int:
     from llm_desktop.core import catalog
     from llm_desktop.core.engine import Engine
     from llm_desktop.core.options import InvalidOptions, LoadOptions
+    from llm_desktop.core.timings import StageTimes
 
     if args.prompt and args.json:
         print("llm-desktop load: --prompt cannot be combined with --json", file=sys.stderr)
@@ -169,7 +170,8 @@ def command_load(args: argparse.Namespace) -> int:
     except InvalidOptions as exc:
         print(f"llm-desktop load: {exc}", file=sys.stderr)
         return 2
-    with Engine(warm_hosts=0, stall_timeout_s=args.stall_timeout) as engine:
+    times = StageTimes.default()
+    with Engine(warm_hosts=0, stall_timeout_s=args.stall_timeout, stage_times=times) as engine:
         entries = catalog.scan([args.path], include_known=False)
         entry = entries[0] if entries else None
         model = entry.id if entry else engine.model_id(args.path)
@@ -266,6 +268,7 @@ def command_serve(args: argparse.Namespace) -> int:
     from llm_desktop.core import catalog
     from llm_desktop.core.engine import Engine
     from llm_desktop.core.library import ModelLibrary, default_hidden_path
+    from llm_desktop.core.timings import StageTimes
     from llm_desktop.server.app import ServerConfig
     from llm_desktop.server.runner import ServerThread
 
@@ -287,7 +290,7 @@ def command_serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with Engine(warm_hosts=1) as engine:
+    with Engine(warm_hosts=1, stage_times=StageTimes.default()) as engine:
         try:
             server = ServerThread(engine, library, host=args.host, port=args.port, config=config)
         except OSError as exc:

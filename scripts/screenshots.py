@@ -61,7 +61,10 @@ def main() -> int:
         write_demo_model(
             models / "wide-vocab.gguf", DemoSpec(vocab=32000, name="Wide vocabulary demo")
         )
-        (models / "damaged.gguf").write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 16)
+        (models / "unreadable.gguf").write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 16)
+        # A header that reads well over weights cut short: listed, and llama.cpp refuses it.
+        whole = write_demo_model(root / "whole.gguf", DemoSpec(seed=9, name="Damaged download"))
+        (models / "damaged.gguf").write_bytes(whole.read_bytes()[:-4096])
         settings = QSettings(str(root / "settings.ini"), QSettings.Format.IniFormat)
         engine = Engine(warm_hosts=1)
         first_run = MainWindow(
@@ -79,7 +82,7 @@ def main() -> int:
         window = MainWindow(engine, settings=settings, models_dir=models, include_known=False)
         window.resize(1180, 760)
         window.show()
-        wait_until(app, lambda: len(window.cards) == 4)
+        wait_until(app, lambda: len(window.cards) == 5)
         settle(app, 2500)  # the hardware panel's first poll
         window.grab().save(str(OUT / "library.png"))
 

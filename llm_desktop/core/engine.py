@@ -22,6 +22,7 @@ from llm_desktop.core.model_names import split_parts
 from llm_desktop.core.options import LoadOptions
 from llm_desktop.core.preflight import preflight
 from llm_desktop.core.session import Generation, ModelSession, Request
+from llm_desktop.core.timings import StageTimes
 
 # What callers import from here; the session and the preflight have their own modules.
 __all__ = ["Engine", "LoadOptions", "preflight", "split_parts"]
@@ -40,8 +41,11 @@ class Engine:
         host_command: list[str] | None = None,
         gpu_monitor: hardware.GpuMonitor | None = None,
         bus: EventBus | None = None,
+        stage_times: StageTimes | None = None,
     ):
         self.stall_timeout_s = stall_timeout_s
+        # What unmeasured stages took before (StageTimes.default() keeps them across runs).
+        self.stage_times = stage_times or StageTimes()
         self.throttle_s = throttle_s
         self.cancel_grace_s = cancel_grace_s
         self.gpu_monitor = gpu_monitor or hardware.GpuMonitor()

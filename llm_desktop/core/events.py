@@ -1,7 +1,7 @@
 """The one event model: what the engine reports, and what every view renders.
 
 The Qt cards, the SSE stream and the CLI all consume `ProgressEvent` in the JSON form given by
-`to_json()`; none of them computes progress of its own. Field names keep the seed document's
+`to_dict()`; none of them computes progress of its own. Field names keep the seed document's
 (`stage`, `pct`, `message`) and add what a load really knows (bytes, rate, ETA, error).
 """
 
@@ -32,11 +32,6 @@ class Stage(StrEnum):
     @property
     def is_terminal(self) -> bool:
         return self in TERMINAL_STAGES
-
-    @property
-    def has_fraction(self) -> bool:
-        """True where the stage's progress is measured, not just its start and end."""
-        return self is Stage.LOADING
 
 
 TERMINAL_STAGES = frozenset({Stage.COMPLETE, Stage.FAILED, Stage.CANCELLED, Stage.UNLOADED})
@@ -139,6 +134,12 @@ class ProgressEvent:
     eta_s: float | None = None
     error: ErrorInfo | None = None
     memory_bytes: int | None = None  # host RSS when loaded; memory returned when unloaded
+    # Stages llama.cpp does not measure: how long this one has run, and how long it took on
+    # earlier loads of the same model with the same settings here (None: never seen).
+    elapsed_s: float | None = None
+    expected_s: float | None = None
+    # On `complete`: how long each stage took, in order, as (stage, seconds) pairs.
+    timeline: tuple[tuple[str, float], ...] | None = None
     ts: float = field(default=0.0, compare=False)
 
     @property
@@ -154,10 +155,8 @@ class ProgressEvent:
         data["stage"] = str(self.stage)
         data["state"] = str(self.state)
         data["error"] = self.error.to_dict() if self.error else None
+        data["timeline"] = dict(self.timeline) if self.timeline else None
         return data
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProgressEvent:
@@ -165,6 +164,8 @@ class ProgressEvent:
         fields["stage"] = Stage(fields["stage"])
         if fields.get("error"):
             fields["error"] = ErrorInfo.from_dict(fields["error"])
+        if fields.get("timeline"):
+            fields["timeline"] = tuple((str(k), float(v)) for k, v in fields["timeline"].items())
         return cls(**fields)
 
     @classmethod

@@ -136,10 +136,6 @@ class GGUFInfo:
             return len(tokens)
         return _int_or_none(self.arch_value("vocab_size"))
 
-    @property
-    def split_count(self) -> int:
-        return _int_or_none(self.metadata.get("split.count")) or 1
-
 
 def _int_or_none(value: Any) -> int | None:
     if isinstance(value, list):  # per-layer values: the largest bounds memory

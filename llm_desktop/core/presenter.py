@@ -395,15 +395,33 @@ def detail_line(event: ProgressEvent) -> str:
             parts.append(f"{format_eta(event.eta_s)} left")
         return FACTS_SEPARATOR.join(parts)
     if event.stage is Stage.COMPLETE:
-        held = (
-            f"{FACTS_SEPARATOR}holds {format_bytes(event.memory_bytes)}"
-            if event.memory_bytes
-            else ""
-        )
-        return event.message + held
+        parts = [event.message]
+        if event.memory_bytes:
+            parts.append(f"holds {format_bytes(event.memory_bytes)}")
+        if event.timeline:
+            parts.append(", ".join(f"{name} {format_seconds(s)}" for name, s in event.timeline))
+        return FACTS_SEPARATOR.join(parts)
+    if event.stage in INDETERMINATE_STAGES and event.elapsed_s is not None:
+        # No fraction to show (llama.cpp measures none): how long so far, and, labelled as an
+        # estimate, what the same load took here before.
+        parts = [event.message]
+        if event.elapsed_s >= 0.05:
+            parts.append(f"{format_seconds(event.elapsed_s)} so far")
+        if event.expected_s is not None:
+            parts.append(f"usually about {format_seconds(event.expected_s)}")
+        return FACTS_SEPARATOR.join(parts)
     if event.stage is Stage.FAILED and event.error:
         return event.error.message
     return event.message
+
+
+def format_seconds(seconds: float) -> str:
+    """ "0.21 s", "1.4 s", "12 s": a stage's duration, as precise as it is worth."""
+    if seconds < 1:
+        return f"{seconds:.2f} s"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    return f"{seconds:.0f} s"
 
 
 def format_eta(seconds: float) -> str:

@@ -43,6 +43,10 @@ __all__ = ["LLAMA_MAX_LAYERS", "Generation", "ModelSession", "Request"]
 
 # llama.cpp's LLAMA_MAX_LAYERS: a file with more aborts the engine on a GGML_ASSERT.
 LLAMA_MAX_LAYERS = 512
+# While a stage llama.cpp does not measure runs, an event this often says how long it has run.
+TICK_S = 0.5
+# The stages of a load that a timeline reports, and what it calls them.
+TIMELINE = {Stage.LOADING: "read", Stage.OPTIMIZING: "context", Stage.FINALIZING: "warm-up"}
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,10 @@ class ModelSession:
         self._last_emit = 0.0
         self._op = "load"
         self._load_sent = False
+        self._stage_started = time.monotonic()
+        self._durations: dict[str, float] = {}
+        self._times_key = ""
+        self._tick_message = ""
 
     def start(self) -> None:
         self._thread.start()
@@ -134,6 +142,10 @@ class ModelSession:
         now = time.monotonic()
         if stage is self._stage and not force and now - self._last_emit < self.engine.throttle_s:
             return
+        if stage is not self._stage:
+            if self._stage in TIMELINE:
+                self._durations[TIMELINE[self._stage]] = now - self._stage_started
+            self._stage_started = now
         if self._op == "load" and stage in (Stage.FAILED, Stage.CANCELLED):
             pct = self._pct
         elif stage is Stage.UNLOADING:
@@ -241,11 +253,15 @@ class ModelSession:
             bytes_total=total,
         )
 
+        self._times_key = self.engine.stage_times.key(
+            self.model, n_ctx, gpu_layers, self.options.use_mmap
+        )
         self._load_sent = True
         self.host.send(
             {
                 "op": "load",
                 "path": str(parts[0]),
+                "parts": [str(part) for part in parts],
                 "n_ctx": n_ctx,
                 "n_gpu_layers": gpu_layers,
                 "use_mmap": self.options.use_mmap,
@@ -261,7 +277,7 @@ class ModelSession:
             bytes_total=total,
         )
         while True:
-            message = self._receive()
+            message = self._receive(tick=self._tick)
             kind = message.get("t")
             if kind == "progress":
                 fraction = float(message.get("f", 0.0))
@@ -280,23 +296,51 @@ class ModelSession:
                     eta_s=eta,
                 )
             elif kind == "stage" and message.get("stage") == "optimizing":
-                self.emit(Stage.OPTIMIZING, f"Creating context ({n_ctx} tokens)")
+                self._unmeasured(Stage.OPTIMIZING, f"Creating context ({n_ctx} tokens)")
             elif kind == "stage" and message.get("stage") == "finalizing":
-                self.emit(Stage.FINALIZING, "Warming up: first decode")
+                self._unmeasured(Stage.FINALIZING, "Warming up: first decode")
             elif kind == "loaded":
                 rss = self.host.rss()
+                self._stage_ends(Stage.COMPLETE)
+                timeline = tuple(
+                    (name, round(self._durations[name], 3))
+                    for name in TIMELINE.values()
+                    if name in self._durations
+                )
+                self.engine.stage_times.record(self._times_key, dict(timeline))
                 self.emit(
                     Stage.COMPLETE,
                     f"Ready ({message.get('n_ctx', n_ctx)}-token context)",
                     bytes_done=total,
                     bytes_total=total,
                     memory_bytes=rss,
+                    timeline=timeline,
                 )
                 return
             elif kind == "cancelled":
                 raise _Cancelled
             elif kind == "error":
                 raise ModelError.from_info(ErrorInfo.from_dict(message))
+
+    def _unmeasured(self, stage: Stage, message: str) -> None:
+        """Enter a stage llama.cpp reports no fraction for: say what it usually takes."""
+        expected = self.engine.stage_times.expected(self._times_key, TIMELINE[stage])
+        self._tick_message = message
+        self.emit(stage, message, force=True, elapsed_s=0.0, expected_s=expected)
+
+    def _tick(self) -> None:
+        """While an unmeasured stage runs: the same stage again, with how long it has run."""
+        stage = self._stage
+        if stage not in (Stage.OPTIMIZING, Stage.FINALIZING):
+            return
+        elapsed = round(time.monotonic() - self._stage_started, 2)
+        expected = self.engine.stage_times.expected(self._times_key, TIMELINE[stage])
+        self.emit(stage, self._tick_message, elapsed_s=elapsed, expected_s=expected)
+
+    def _stage_ends(self, next_stage: Stage) -> None:
+        """Close the running stage's duration now (before the next event is made)."""
+        if self._stage in TIMELINE:
+            self._durations[TIMELINE[self._stage]] = time.monotonic() - self._stage_started
 
     def _assess(self, info: GGUFInfo, ram: hardware.RamInfo) -> fit.FitVerdict:
         gpus = self.engine.gpu_monitor.read()
@@ -320,14 +364,23 @@ class ModelSession:
             if message.get("t") == kind:
                 return message
 
-    def _receive(self, timeout: float | None = None) -> dict[str, Any]:
-        """The next host message of a load; raises on cancel, crash or stall."""
+    def _receive(self, timeout: float | None = None, tick=None) -> dict[str, Any]:
+        """The next host message of a load; raises on cancel, crash or stall. With `tick`,
+        calls it every TICK_S while waiting (the stall limit still counts from the start)."""
         assert self.host is not None
         timeout = timeout or self.engine.stall_timeout_s
+        deadline = time.monotonic() + timeout
         while True:
+            remaining = deadline - time.monotonic()
             try:
-                item = self.host.inbox.get(timeout=timeout)
+                if remaining <= 0:
+                    raise queue.Empty
+                wait = min(remaining, TICK_S) if tick is not None else remaining
+                item = self.host.inbox.get(timeout=wait)
             except queue.Empty:
+                if tick is not None and time.monotonic() < deadline:
+                    tick()
+                    continue
                 raise ModelError(
                     ErrorKind.TIMEOUT,
                     f"Loading stalled: no progress for {timeout:.0f} s",

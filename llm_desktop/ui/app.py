@@ -42,9 +42,10 @@ def run(args: argparse.Namespace | None = None) -> int:
     app = create_application()
 
     from llm_desktop.core.engine import Engine
+    from llm_desktop.core.timings import StageTimes
     from llm_desktop.ui.main_window import MainWindow
 
-    engine = Engine(warm_hosts=1)
+    engine = Engine(warm_hosts=1, stage_times=StageTimes.default())
     try:
         window = MainWindow(
             engine, demo_if_empty=bool(getattr(args, "demo", False)), remember_removals=True

@@ -342,9 +342,6 @@ class MainWindow(QMainWindow):
 
     # -- models -----------------------------------------------------------------------------------
 
-    def load_model(self, model_id: str, options: LoadOptions) -> None:
-        self.controller.act(model_id, "load", options.to_dict())
-
     def unload_all(self) -> None:
         self.controller.unload_all()
 

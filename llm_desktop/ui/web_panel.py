@@ -1,8 +1,9 @@
 """The web panel: the llm.js page, served by the in-app server, inside a QWebEngineView.
 
 Both this page and the Qt cards render the same engine events (the page through SSE), so a load
-started from either moves both. The token travels in the URL fragment of a view with no address
-bar: it is never shown, and the browser never sends a fragment to the server.
+started from either moves both. The first request carries the token (`?token=`); the server
+trades it for a strict same-site cookie and redirects to the bare address, in a view that has
+no address bar anyway.
 """
 
 from __future__ import annotations
@@ -85,9 +86,3 @@ class WebPanel(QWidget):
         if self.view is not None:
             self.view.deleteLater()
             self.view = None
-
-    def run_js(self, script: str, callback=None) -> None:
-        if callback is None:
-            self.page.runJavaScript(script)
-        else:
-            self.page.runJavaScript(script, 0, callback)

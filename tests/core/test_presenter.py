@@ -165,3 +165,13 @@ def test_surfaces_offer_only_what_they_can_do():
     loaded = event(Stage.COMPLETE, 100)
     view = card_view(ENTRY, loaded, offers=frozenset(ActionId) - {ActionId.TRY})
     assert ids(view) == [ActionId.UNLOAD]
+
+
+def test_an_unmeasured_stage_says_time_so_far_and_the_usual_time_as_an_estimate():
+    start = event(Stage.OPTIMIZING, 90, elapsed_s=0.0, expected_s=2.14)
+    assert card_view(ENTRY, start).detail == "m · usually about 2.1 s"
+    later = event(Stage.OPTIMIZING, 90, elapsed_s=0.5)
+    view = card_view(ENTRY, later)
+    assert view.detail == "m · 0.50 s so far" and view.indeterminate
+    done = event(Stage.COMPLETE, 100, timeline=(("read", 0.47), ("context", 1.25)))
+    assert card_view(ENTRY, done).detail == "m · read 0.47 s, context 1.2 s"

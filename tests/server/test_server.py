@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -231,6 +232,11 @@ def test_fifty_viewers_all_get_every_event(served, client):
     ]
     assert all(seen == expected for seen in results)
     unload(client, ids["tiny"])
+    # Each viewer that went away took its feed with it: nothing keeps queueing for it.
+    deadline = time.monotonic() + 10
+    while served.state.hub.subscriber_count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert served.state.hub.subscriber_count == 0
 
 
 # -- refusals ----------------------------------------------------------------------------------
