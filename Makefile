@@ -25,6 +25,7 @@ lint: setup
 
 bench: setup
 	$(PY) -m bench
+	$(PY) -m bench.table
 
 screenshots: setup
 	xvfb-run -a -s "-screen 0 1400x900x24" $(PY) scripts/screenshots.py

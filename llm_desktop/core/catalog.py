@@ -30,7 +30,6 @@ from llm_desktop.core.catalog_cache import (
 from llm_desktop.core.catalog_groups import GroupedModel, group
 from llm_desktop.core.catalog_ollama import OLLAMA_MODEL_MEDIA_TYPE
 from llm_desktop.core.catalog_walk import Found, walk
-from llm_desktop.core.demo import size_label as format_parameter_count
 from llm_desktop.core.events import ERROR_MESSAGES, ErrorKind, ModelError
 from llm_desktop.core.gguf_header import GGUFInfo, read_gguf
 from llm_desktop.core.model_locations import (
@@ -41,6 +40,7 @@ from llm_desktop.core.model_locations import (
     known_locations,
 )
 from llm_desktop.core.model_names import clean_stem, model_id, model_id_for, split_parts
+from llm_desktop.core.model_names import size_label as format_parameter_count
 
 log = logging.getLogger(__name__)
 

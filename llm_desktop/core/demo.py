@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from gguf import GGUFWriter, LlamaFileType, TokenType
 
+from llm_desktop.core.model_names import size_label
+
 BYTE_TOKENS = [f"<0x{value:02X}>" for value in range(256)]
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>"]
 
@@ -69,13 +71,6 @@ def spec_for_size(size_mb: float, **overrides) -> DemoSpec:
         width = spec.embedding * 2
         spec = DemoSpec(**{**spec.__dict__, "embedding": width, "feed_forward": width * 11 // 4})
     return spec
-
-
-def size_label(parameters: int) -> str:
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if parameters >= scale:
-            return f"{parameters / scale:.3g}{unit}"
-    return str(parameters)
 
 
 def write_demo_model(path: str | os.PathLike[str], spec: DemoSpec | None = None) -> Path:

@@ -15,9 +15,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
-
 from llm_desktop.core.events import ErrorKind, ModelError
+from llm_desktop.core.ggml_types import FILE_TYPE_NAMES, QUANT_SIZES
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
@@ -146,19 +145,17 @@ def _int_or_none(value: Any) -> int | None:
 def quantization_name(file_type: int | None) -> str:
     if file_type is None:
         return "unknown"
-    try:
-        name = LlamaFileType(file_type).name
-    except ValueError:
+    name = FILE_TYPE_NAMES.get(file_type)
+    if name is None:
         return f"type {file_type}"
     return name.removeprefix("MOSTLY_").removeprefix("ALL_")
 
 
 def tensor_nbytes(ggml_type: int, dims: tuple[int, ...]) -> int:
     """Bytes of a tensor's data, or ModelError when its type or shape cannot exist."""
-    try:
-        block_size, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)]
-    except (ValueError, KeyError):
-        raise _invalid(f"a tensor has unknown data type {ggml_type}") from None
+    if ggml_type not in QUANT_SIZES:
+        raise _invalid(f"a tensor has unknown data type {ggml_type}")
+    block_size, type_size = QUANT_SIZES[ggml_type]
     elements = 1
     for dim in dims:
         elements *= dim

@@ -69,3 +69,11 @@ def split_parts(first: Path) -> list[Path]:
     return [
         first.with_name(f"{base}-{index:05d}-of-{count:05d}{ext}") for index in range(1, count + 1)
     ]
+
+
+def size_label(parameters: int) -> str:
+    """A parameter count as models are named by it: "7B", "270M", "16.7M"."""
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if parameters >= scale:
+            return f"{parameters / scale:.3g}{unit}"
+    return str(parameters)
