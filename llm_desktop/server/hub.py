@@ -57,7 +57,10 @@ class EventHub:
         self._encoded: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
         self._feeds: dict[asyncio.AbstractEventLoop, set[Feed]] = {}
         self._ended = False
-        self._subscription = bus.subscribe(self._receive)
+        with bus.lock:  # what happened before this server started, then all that follows
+            for event in bus.states().values():
+                store.apply(event)
+            self._subscription = bus.subscribe(self._receive)
 
     # -- engine threads (under the bus's lock) ---------------------------------------------
 

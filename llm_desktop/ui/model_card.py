@@ -115,7 +115,7 @@ class ModelCard(QFrame):
         self._layout()
         self._wire()
         self.set_options(options or LoadOptions())
-        self.spinner = SpinnerOverlay(self.info_area)
+        self.spinner = SpinnerOverlay(self.details_area)
         self.render(view, first=True)
 
     # -- construction ----------------------------------------------------------------------
@@ -141,8 +141,15 @@ class ModelCard(QFrame):
         header.addWidget(self.title, 1)
         header.addWidget(self.fit_badge, 0, Qt.AlignmentFlag.AlignTop)
         info.addLayout(header)
-        info.addWidget(self.facts)
-        info.addWidget(self.path_label)
+        # The busy overlay covers what the model is made of, never its name and fit badge:
+        # a person must still read which card is loading.
+        self.details_area = QWidget()
+        details = QVBoxLayout(self.details_area)
+        details.setContentsMargins(0, 0, 0, 0)
+        details.setSpacing(4)
+        details.addWidget(self.facts)
+        details.addWidget(self.path_label)
+        info.addWidget(self.details_area)
 
         buttons = QHBoxLayout()
         buttons.setSpacing(6)

@@ -149,3 +149,22 @@ def test_a_form_from_another_site_is_refused(browser):
     )
     assert response.status_code == 403
     assert browser.server.state.engine.state(model_id) is None, "nothing was loaded"
+
+
+def test_a_server_started_after_a_load_shows_the_model_loaded(tmp_path, tiny_model, big_model):
+    """The app starts its server on first need: what happened before must be on the page."""
+    library_dir = make_library(tmp_path / "models", tiny_model, big_model)
+    with Engine(warm_hosts=1) as engine:
+        library = ModelLibrary([library_dir], include_known=False)
+        (tiny,) = [m for m in library.refresh() if m.entry.path.endswith("tiny.gguf")]
+        engine.load(tiny.entry.path, model=tiny.entry.id)
+        assert engine.wait(tiny.entry.id, 60).stage == "complete"
+        server = ServerThread(engine, library, config=ServerConfig()).start()
+        try:
+            with httpx.Client(base_url=server.base_url, timeout=TIMEOUT) as client:
+                page = Page(
+                    client.get(f"/?token={server.config.token}", follow_redirects=True).text
+                )
+        finally:
+            server.stop()
+    assert page.cards[tiny.entry.id]["state"] == "Loaded"

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, QRect, Qt
 
 from llm_desktop.core.events import GPU_OOM_MESSAGE, ErrorKind, ModelState, Stage
 from llm_desktop.core.library import ModelLibrary
@@ -225,3 +225,22 @@ def test_editing_the_settings_says_the_new_options_and_setting_them_does_not(qtb
     with qtbot.assertNotEmitted(card.options_changed):
         card.set_options(LoadOptions(n_gpu_layers=3))
     assert card.options() == LoadOptions(n_gpu_layers=3)
+
+
+def test_the_busy_overlay_leaves_the_name_and_fit_badge_readable(qtbot, library_model):
+    """The spinner covers what the model is made of, never which model it is."""
+    harness = Harness(qtbot, library_model)
+    try:
+        harness.load()
+        card = harness.card
+        qtbot.waitUntil(card.spinner.is_spinning)
+
+        def on_card(widget) -> QRect:
+            return QRect(widget.mapTo(card, QPoint(0, 0)), widget.size())
+
+        overlay = on_card(card.spinner)
+        assert not overlay.intersects(on_card(card.title))
+        assert not overlay.intersects(on_card(card.fit_badge))
+        assert overlay.intersects(on_card(card.facts)), "the veil covers the facts line"
+    finally:
+        harness.close()
