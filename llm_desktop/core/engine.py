@@ -72,6 +72,10 @@ class Engine:
 
     # -- operations ----------------------------------------------------------------------------
 
+    def prestart_host(self) -> None:
+        """Start a model host now for the next load (see HostPool.prestart)."""
+        self._pool.prestart()
+
     def model_id(self, path: str | os.PathLike[str]) -> str:
         return file_model_id(path)
 

@@ -165,6 +165,13 @@ class HostPool:
             while not self._closed and len(self._ready) < self.size:
                 self._ready.append(HostProcess(self.command))
 
+    def prestart(self) -> None:
+        """Start one host now for the next load, without keeping one warm after it (a
+        one-shot client like the CLI starts its host while it still reads the model's header)."""
+        with self._lock:
+            if not self._closed and not self._ready:
+                self._ready.append(HostProcess(self.command))
+
     def acquire(self) -> HostProcess:
         with self._lock:
             if self._closed:
