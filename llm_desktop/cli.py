@@ -150,6 +150,11 @@ def command_models(args: argparse.Namespace) -> int:
 
 
 def command_load(args: argparse.Namespace) -> int:
+    # First of all, the host: Python and llama.cpp start there while this process imports the
+    # engine and reads the model's header.
+    from llm_desktop.core.host.spawn import spawn
+
+    early_host = spawn()
     from llm_desktop.core import catalog
     from llm_desktop.core.engine import Engine
     from llm_desktop.core.options import InvalidOptions, LoadOptions
@@ -172,7 +177,7 @@ def command_load(args: argparse.Namespace) -> int:
         return 2
     times = StageTimes.default()
     with Engine(warm_hosts=0, stall_timeout_s=args.stall_timeout, stage_times=times) as engine:
-        engine.prestart_host()  # it imports llama.cpp while this process reads the header
+        engine.prestart_host(early_host)
         entries = catalog.scan([args.path], include_known=False)
         entry = entries[0] if entries else None
         model = entry.id if entry else engine.model_id(args.path)

@@ -9,6 +9,7 @@ requests, and records every event on one `EventBus`. Files are checked before lo
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -72,9 +73,9 @@ class Engine:
 
     # -- operations ----------------------------------------------------------------------------
 
-    def prestart_host(self) -> None:
-        """Start a model host now for the next load (see HostPool.prestart)."""
-        self._pool.prestart()
+    def prestart_host(self, process: subprocess.Popen | None = None) -> None:
+        """Start a model host now, or take over one started already, for the next load."""
+        self._pool.prestart(process)
 
     def model_id(self, path: str | os.PathLike[str]) -> str:
         return file_model_id(path)

@@ -218,8 +218,9 @@ class ModelSession:
         # Requests that arrived before the host existed follow it to its inbox.
         while not self.inbox.empty():
             self.host.inbox.put(self.inbox.get_nowait())
-        self._await("ready", timeout=max(self.engine.stall_timeout_s, 30.0))
         self._check_cancel()
+        # The host may still be starting (no warm one, as in the CLI): the file checks and the
+        # header below run meanwhile, and the load waits for it only when it is sent.
 
         self.emit(Stage.INITIALIZING, "Checking the model file")
         parts = preflight(self.path)
@@ -256,6 +257,8 @@ class ModelSession:
         self._times_key = self.engine.stage_times.key(
             self.model, n_ctx, gpu_layers, self.options.use_mmap
         )
+        self._await("ready", timeout=max(self.engine.stall_timeout_s, 30.0))
+        self._check_cancel()
         self._load_sent = True
         self.host.send(
             {

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from llm_desktop.core import presenter
+from llm_desktop.core import palette, presenter
 from llm_desktop.core.engine import Engine
 from llm_desktop.core.events import ModelState, ProgressEvent, Stage
 from llm_desktop.core.library import LibraryModel, ModelLibrary
@@ -440,6 +440,12 @@ class LlmServer:
             return error(409, "model_in_use", "Unload the model before removing it")
         return JSONResponse({"removed": True})
 
+    async def palette(self, request: Request) -> Response:
+        """The desktop's colours as the page's CSS variables (one palette, two renderers)."""
+        return Response(
+            palette.css(), media_type=MEDIA_TYPES[".css"], headers={"Cache-Control": "no-cache"}
+        )
+
     async def static(self, request: Request) -> Response:
         path = self.files[request.url.path]
         return FileResponse(
@@ -465,6 +471,7 @@ def create_app(
         Route("/", server.index, methods=["GET", "HEAD"]),
         Route("/index.html", server.index, methods=["GET", "HEAD"]),
         Route("/actions/{action}", server.action, methods=["POST"]),
+        Route("/static/css/palette.css", server.palette, methods=["GET", "HEAD"]),
         Route("/api/llm/models", server.models, methods=["GET"]),
         Route("/api/llm/status", server.status, methods=["GET"]),
         Route("/api/llm/load_stream", server.load_stream, methods=["GET"]),

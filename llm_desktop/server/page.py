@@ -241,6 +241,7 @@ def page_html(
   <meta name="referrer" content="no-referrer">
   <title>llm-desktop · Models</title>
   <link rel="icon" href="/favicon.ico">
+  <link rel="stylesheet" href="/static/css/palette.css">
   <link rel="stylesheet" href="/static/css/llm-progress.css">
 </head>
 <body>

@@ -45,11 +45,15 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
-LIGHT = "light"
-DARK = "dark"
-HIGH_CONTRAST = "high-contrast"  # white on black
-HIGH_CONTRAST_LIGHT = "high-contrast-light"  # black on white
-SCHEMES = (LIGHT, DARK, HIGH_CONTRAST, HIGH_CONTRAST_LIGHT)
+from llm_desktop.core.palette import (
+    DARK,
+    HIGH_CONTRAST,
+    HIGH_CONTRAST_LIGHT,
+    LIGHT,
+    PALETTES,
+    SCHEMES,
+    mix,
+)
 
 HIGH_CONTRAST_ENV = "LLM_DESKTOP_HIGH_CONTRAST"
 HIGH_CONTRAST_RATIO = 19.5
@@ -57,159 +61,6 @@ BASE_POINT_SIZE = 10.0
 
 _SCHEME_PROPERTY = "llmDesktopScheme"
 
-
-def _mix(color: str, other: str, amount: float) -> str:
-    """`amount` of `color` over `other`, as an opaque colour (no translucency anywhere)."""
-    a, b = QColor(color), QColor(other)
-    channels = (
-        round(a.red() * amount + b.red() * (1 - amount)),
-        round(a.green() * amount + b.green() * (1 - amount)),
-        round(a.blue() * amount + b.blue() * (1 - amount)),
-    )
-    return "#{:02x}{:02x}{:02x}".format(*channels)
-
-
-def _with_tints(base: dict[str, str], strength: float) -> dict[str, str]:
-    """Adds the soft backgrounds badges and toasts use: each status colour over the surface."""
-    derived = dict(base)
-    for name in ("accent", "success", "warning", "error", "info"):
-        derived[f"{name}_bg"] = _mix(base[name], base["surface"], strength)
-    # A soft chunk keeps the bar's text readable over both the chunk and the track.
-    light = QColor(base["surface"]).lightnessF() > 0.5
-    derived["chunk"] = _mix(base["accent"], base["surface"], 0.45 if light else 0.55)
-    return derived
-
-
-_LIGHT = _with_tints(
-    {
-        "window": "#f3f4f6",
-        "surface": "#ffffff",
-        "surface_alt": "#eef0f3",
-        "surface_hover": "#f1f3f6",
-        "border": "#dadde3",
-        "border_strong": "#b9bfc8",
-        "text": "#1d2127",
-        "muted": "#5c6470",
-        "disabled": "#a0a6af",
-        "accent": "#2563eb",
-        "accent_hover": "#1d4ed8",
-        "accent_pressed": "#1e40af",
-        "on_accent": "#ffffff",
-        "focus": "#2563eb",
-        "success": "#116329",
-        "warning": "#8a5a00",
-        "error": "#b42318",
-        "info": "#0b5cc1",
-        "link": "#1d4ed8",
-        "track": "#e5e8ec",
-        "chunk_warning": "#f4c04f",
-        "bar_text": "#1d2127",
-        "tooltip": "#1d2127",
-        "tooltip_text": "#f3f4f6",
-    },
-    0.10,
-)
-
-_DARK = _with_tints(
-    {
-        "window": "#17191c",
-        "surface": "#212428",
-        "surface_alt": "#2a2e33",
-        "surface_hover": "#2c3036",
-        "border": "#363b42",
-        "border_strong": "#4b525b",
-        "text": "#e6e8eb",
-        "muted": "#9ba3ae",
-        "disabled": "#5f6670",
-        "accent": "#2b6fdf",
-        "accent_hover": "#3b7ded",
-        "accent_pressed": "#2460c6",
-        "on_accent": "#ffffff",
-        "focus": "#60a5fa",
-        "success": "#3fb950",
-        "warning": "#d29922",
-        "error": "#ff7b72",
-        "info": "#58a6ff",
-        "link": "#6ea8fe",
-        "track": "#2e3238",
-        "chunk_warning": "#8a5a0b",
-        "bar_text": "#e6e8eb",
-        "tooltip": "#e6e8eb",
-        "tooltip_text": "#17191c",
-    },
-    0.15,
-)
-
-
-def _high_contrast(background: str, foreground: str, accents: dict[str, str]) -> dict[str, str]:
-    """Pure black and white; status colours only where they pass 7:1 against the background."""
-    colours = {
-        "window": background,
-        "surface": background,
-        "surface_alt": background,
-        "surface_hover": background,
-        "border": foreground,
-        "border_strong": foreground,
-        "text": foreground,
-        "muted": foreground,
-        "track": background,
-        "bar_text": foreground,
-        "tooltip": background,
-        "tooltip_text": foreground,
-        **accents,
-    }
-    for name in ("accent", "success", "warning", "error", "info"):
-        colours[f"{name}_bg"] = background  # no tints: text on plain black or white
-    return colours
-
-
-_HIGH_CONTRAST = _high_contrast(
-    "#000000",
-    "#ffffff",
-    {
-        "disabled": "#3ff23f",  # Windows' "High Contrast Black" uses green for disabled text
-        "accent": "#1aebff",
-        "accent_hover": "#ffff00",
-        "accent_pressed": "#ffff00",
-        "on_accent": "#000000",
-        "focus": "#ffff00",
-        "success": "#3ff23f",
-        "warning": "#ffff00",
-        "error": "#ff8080",
-        "info": "#1aebff",
-        "link": "#ffff00",
-        "chunk": "#0037da",  # white bar text stays readable over it (8.6:1)
-        "chunk_warning": "#7a4000",
-    },
-)
-
-_HIGH_CONTRAST_LIGHT = _high_contrast(
-    "#ffffff",
-    "#000000",
-    {
-        "disabled": "#600000",  # as Windows' "High Contrast White"
-        "accent": "#00009f",
-        "accent_hover": "#37006e",
-        "accent_pressed": "#37006e",
-        "on_accent": "#ffffff",
-        "focus": "#00009f",
-        "success": "#005a00",
-        "warning": "#6b4100",
-        "error": "#a00000",
-        "info": "#00009f",
-        "link": "#00009f",
-        "chunk": "#9ec5ff",  # black bar text stays readable over it
-        "chunk_warning": "#ffd54a",
-    },
-)
-
-PALETTES: dict[str, dict[str, str]] = {
-    LIGHT: _LIGHT,
-    DARK: _DARK,
-    HIGH_CONTRAST: _HIGH_CONTRAST,
-    HIGH_CONTRAST_LIGHT: _HIGH_CONTRAST_LIGHT,
-}
-"""Named colours per scheme, as ``#rrggbb``: the same keys in every scheme."""
 
 _METRICS: dict[str, dict[str, str]] = {
     LIGHT: {"line": "1px", "focus_line": "2px", "badge_line": "1px"},
@@ -379,7 +230,7 @@ def build_palette(scheme: str) -> QPalette:
     c = PALETTES[_checked(scheme)]
     high_contrast = is_high_contrast_scheme(scheme)
     palette = QPalette()
-    bevel_light = c["surface"] if high_contrast else _mix("#ffffff", c["surface"], 0.08)
+    bevel_light = c["surface"] if high_contrast else mix("#ffffff", c["surface"], 0.08)
     roles = {
         QPalette.ColorRole.Window: c["window"],
         QPalette.ColorRole.WindowText: c["text"],

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import queue
 import subprocess
-import sys
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ import psutil
 
 from llm_desktop.core.events import ErrorInfo
 from llm_desktop.core.host import protocol
+from llm_desktop.core.host.spawn import spawn
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +34,6 @@ class HostExited:
     returncode: int
 
 
-def host_command() -> list[str]:
-    """How to start a host: the same program in host mode when frozen, else the package."""
-    if getattr(sys, "frozen", False):
-        return [sys.executable, "--model-host"]
-    return [sys.executable, "-m", "llm_desktop.core.host"]
-
-
-def host_environment() -> dict[str, str]:
-    # ggml answers a failed assertion by running gdb for a backtrace: seconds of delay and a
-    # stderr full of frames instead of the one line that says what failed.
-    return {**os.environ, "GGML_NO_BACKTRACE": "1"}
-
-
 class HostProcess:
     """One model host child process.
 
@@ -55,18 +41,18 @@ class HostProcess:
     `HostExited`; the owner may put its own items in the same queue to wake itself up.
     """
 
-    def __init__(self, command: list[str] | None = None, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        *,
+        process: subprocess.Popen | None = None,
+    ):
+        """Start a host, or take over `process`, one `spawn` started earlier."""
         self.inbox: queue.Queue[Any] = queue.Queue()
         self.log_tail: deque[str] = deque(maxlen=40)
         self.stderr_tail: deque[str] = deque(maxlen=80)
-        self.process = subprocess.Popen(
-            command or host_command(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env or host_environment(),
-            bufsize=0,
-        )
+        self.process = process or spawn(command, env)
         self.pid = self.process.pid
         self._stdin_lock = threading.Lock()
         self._stderr_done = threading.Event()
@@ -165,12 +151,16 @@ class HostPool:
             while not self._closed and len(self._ready) < self.size:
                 self._ready.append(HostProcess(self.command))
 
-    def prestart(self) -> None:
-        """Start one host now for the next load, without keeping one warm after it (a
-        one-shot client like the CLI starts its host while it still reads the model's header)."""
+    def prestart(self, process: subprocess.Popen | None = None) -> None:
+        """Start one host now (or take over `process`) for the next load, without keeping one
+        warm after it: a one-shot client like the CLI starts its host before anything else."""
         with self._lock:
             if not self._closed and not self._ready:
-                self._ready.append(HostProcess(self.command))
+                self._ready.append(HostProcess(self.command, process=process))
+                return
+        if process is not None:  # not wanted after all: end it rather than orphan it
+            process.kill()
+            process.wait()
 
     def acquire(self) -> HostProcess:
         with self._lock:
