@@ -26,44 +26,64 @@ from llm_desktop.core.library import ModelLibrary
 from llm_desktop.server.runner import ServerThread
 
 
+async def _watch(host: str, port: int, token: str, on_data) -> None:
+    """One viewer on a plain socket: a browser's work (read the stream, parse each event's
+    JSON), without an HTTP client library's per-chunk cost, so the figure is the server's."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        f"GET /api/llm/events?token={token} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        "Accept: text/event-stream\r\n\r\n".encode()
+    )
+    await writer.drain()
+    kind = None
+    try:
+        while line := await reader.readline():
+            text = line.decode("utf-8", "replace").rstrip("\r\n")
+            if text.startswith("event: "):
+                kind = text[7:]
+            elif text.startswith("data: ") and on_data(kind, text[6:]):
+                return
+    finally:
+        writer.close()
+
+
 async def _viewers(base_url: str, token: str, model_id: str, count: int, loads: int) -> list[float]:
     latencies: list[float] = []
     ready = asyncio.Event()
     connected = []
+    host, port = base_url.removeprefix("http://").rsplit(":", 1)
 
-    async def watch(session: httpx.AsyncClient) -> None:
-        async with session.stream("GET", "/api/llm/events", params={"token": token}) as response:
-            kind = None
-            finished = 0
-            async for line in response.aiter_lines():
-                if line.startswith("event: "):
-                    kind = line[7:]
-                elif line.startswith("data: ") and kind == "snapshot":
-                    connected.append(1)
-                    if len(connected) == count:
-                        ready.set()
-                elif line.startswith("data: ") and kind == "progress":
-                    received = time.time()
-                    event = ProgressEvent.from_json(line[6:])
-                    latencies.append((received - event.ts) * 1000)
-                    if event.stage in (Stage.COMPLETE, Stage.UNLOADED) and event.model == model_id:
-                        finished += 1
-                        if finished == 2 * loads:
-                            return
+    def viewer():
+        finished = [0]
 
-    limits = httpx.Limits(max_connections=count + 5)
-    timeout = httpx.Timeout(120.0)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as session:
-        tasks = [asyncio.create_task(watch(session)) for _ in range(count)]
-        await asyncio.wait_for(ready.wait(), 60)
-        headers = {"Authorization": f"Bearer {token}"}
+        def on_data(kind, data) -> bool:
+            if kind == "snapshot":
+                connected.append(1)
+                if len(connected) == count:
+                    ready.set()
+                return False
+            if kind != "progress":
+                return False
+            received = time.time()
+            event = ProgressEvent.from_json(data)
+            latencies.append((received - event.ts) * 1000)
+            if event.stage in (Stage.COMPLETE, Stage.UNLOADED) and event.model == model_id:
+                finished[0] += 1
+            return finished[0] == 2 * loads
+
+        return _watch(host, int(port), token, on_data)
+
+    tasks = [asyncio.create_task(viewer()) for _ in range(count)]
+    await asyncio.wait_for(ready.wait(), 60)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(120.0)) as session:
         for _ in range(loads):
             await session.post(
                 "/api/llm/load", json={"model": model_id, "use_mmap": False}, headers=headers
             )
             await session.post("/api/llm/unload", json={"model": model_id}, headers=headers)
             await asyncio.sleep(0.3)
-        await asyncio.wait_for(asyncio.gather(*tasks), 120)
+    await asyncio.wait_for(asyncio.gather(*tasks), 120)
     return latencies
 
 

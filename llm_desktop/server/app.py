@@ -104,6 +104,21 @@ class LlmServer:
             return None
         return await feed.get()
 
+    async def next_frames(self, feed: Feed, *, until_load_ends: bool = False):
+        """The SSE messages of the feed's next burst as one write, and whether a load's end
+        was among them; None once the server is stopping."""
+        if self.closing.is_set():
+            return None
+        batch = await feed.get_batch()
+        if batch is None:
+            return None
+        frames = []
+        for event in batch:
+            frames.append(self.sse(event))
+            if until_load_ends and event.stage in LOAD_TERMINAL:
+                return b"".join(frames), True
+        return b"".join(frames), False
+
     def sse(self, event: ProgressEvent) -> bytes:
         """The event's SSE message, encoded once for every viewer."""
         return self.hub.frame(event)
@@ -354,9 +369,10 @@ class LlmServer:
                     yield self.sse(event)
                     if event.stage in LOAD_TERMINAL:
                         return
-                while (event := await self.next_event(feed)) is not None:
-                    yield self.sse(event)
-                    if event.stage in LOAD_TERMINAL:
+                while (burst := await self.next_frames(feed, until_load_ends=True)) is not None:
+                    frames, ended = burst
+                    yield frames
+                    if ended:
                         return
             finally:
                 feed.close()
@@ -388,8 +404,8 @@ class LlmServer:
             try:
                 if snapshot is not None:
                     yield ServerSentEvent(data=json.dumps(snapshot), event="snapshot")
-                while (event := await self.next_event(feed)) is not None:
-                    yield self.sse(event)
+                while (burst := await self.next_frames(feed)) is not None:
+                    yield burst[0]
             finally:
                 feed.close()
                 self._close_stream(request)

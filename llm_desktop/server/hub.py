@@ -40,6 +40,21 @@ class Feed:
         """The next event, or None once the server is stopping."""
         return await self.queue.get()
 
+    async def get_batch(self) -> list[ProgressEvent] | None:
+        """The next event and every one already queued behind it (a burst, such as the first
+        steps of a load, goes out as one write), or None once the server is stopping."""
+        first = await self.queue.get()
+        if first is None:
+            return None
+        batch = [first]
+        while not self.queue.empty():
+            event = self.queue.get_nowait()
+            if event is None:
+                self.queue.put_nowait(None)  # ends the stream after this batch
+                break
+            batch.append(event)
+        return batch
+
     def close(self) -> None:
         self.hub._remove(self)
 
