@@ -243,7 +243,10 @@ class ModelCard(QFrame):
                 button.setAccessibleName(action.accessible_name)
                 button.setAccessibleDescription(action.hint)
                 button.setToolTip(action.hint)
-                button.setObjectName("primaryButton" if action.primary else "")
+                name = "primaryButton" if action.primary else ""
+                if button.objectName() != name:  # restyling is costly: only on a change
+                    button.setObjectName(name)
+                    self._restyle(button)
         self.settings_panel.setEnabled(view.settings_editable)
         if view.busy:
             if self.spinner.is_spinning():
@@ -255,8 +258,6 @@ class ModelCard(QFrame):
         announce(self.status, view.announcement)
         if changed_state:
             self._restyle(self)
-            for button in self.buttons.values():
-                self._restyle(button)
         ended = was_busy and not view.busy
         if ended and (had_focus or self.focusWidget() is None) and self.isVisible():
             self.setFocus(Qt.FocusReason.OtherFocusReason)
