@@ -9,6 +9,8 @@ thread (and the bar's next paint) is when the load is seen doing real work.
 
 from __future__ import annotations
 
+import collections
+import itertools
 import os
 import statistics
 import tempfile
@@ -16,8 +18,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-import itertools
 
 from PySide6.QtCore import QElapsedTimer, QEvent, QObject, QSettings, QTimer
 from PySide6.QtWidgets import QApplication
@@ -91,11 +91,15 @@ def bench_gui(model: Path, rounds: int = 5) -> dict:
 
         first_bytes_ms, first_paint_ms, bytes_paint_ms = [], [], []
         max_gaps_ms, all_gaps_ms = [], []
+        worst_gap_stages: collections.Counter[str] = collections.Counter()
         for _ in range(rounds):
             _spin(app, lambda: not engine._pool._ready or not engine._pool._ready[0].inbox.empty())
             first_bytes: list[int] = []
 
-            def note(event, first_bytes=first_bytes):
+            stages_seen: list[tuple[int, str]] = []
+
+            def note(event, first_bytes=first_bytes, stages_seen=stages_seen):
+                stages_seen.append((clock.nsecsElapsed(), str(event.stage)))
                 # The first event of real work: llama.cpp has reported weight bytes read. The
                 # `connecting` event before it is sent before any work is done.
                 if (
@@ -118,6 +122,10 @@ def bench_gui(model: Path, rounds: int = 5) -> dict:
             window.bridge.event_received.disconnect(note)
             gaps = [(b - a) / 1e6 for a, b in itertools.pairwise(beats)]
             max_gaps_ms.append(max(gaps))
+            # Which step of the load the longest gap fell in: the last event before it ended.
+            worst_end = beats[gaps.index(max(gaps)) + 1]
+            before = [stage for at, stage in stages_seen if at <= worst_end]
+            worst_gap_stages[before[-1] if before else "before any event"] += 1
             all_gaps_ms.extend(gaps)
             first_bytes_ms.append((first_bytes[0] - clicked) / 1e6)
             if feedback.painted_ns is not None:
@@ -136,6 +144,7 @@ def bench_gui(model: Path, rounds: int = 5) -> dict:
             statistics.quantiles(all_gaps_ms, n=100, method="inclusive")[98], 2
         ),
         "heartbeat_beats": len(all_gaps_ms),
+        "heartbeat_worst_gap_stage": dict(worst_gap_stages.most_common()),
         "click_to_first_bytes_ms_median": round(statistics.median(first_bytes_ms), 2),
         "click_to_first_paint_ms_median": _median_or_none(first_paint_ms),
         "click_to_first_bytes_paint_ms_median": _median_or_none(bytes_paint_ms),
