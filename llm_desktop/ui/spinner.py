@@ -168,7 +168,7 @@ class SpinnerOverlay(QWidget):
         self.label.setFont(font)
         self.label.hide()
         self.colors = OverlayColors.current()
-        self._restyle_pending = False
+        self._theme_restyle = theme.RestyleAfterThemeChange(self, self._restyle_if_changed)
         self._apply_colors()
 
         self._spinner_rect = QRectF()
@@ -310,14 +310,7 @@ class SpinnerOverlay(QWidget):
         )
         self.update()
 
-    def _restyle_later(self) -> None:
-        """After a theme switch: once the event loop is back, the new scheme is known."""
-        if not self._restyle_pending:
-            self._restyle_pending = True
-            QTimer.singleShot(0, self, self._restyle_if_changed)
-
     def _restyle_if_changed(self) -> None:
-        self._restyle_pending = False
         colors = OverlayColors.current()
         if colors != self.colors:
             self.colors = colors
@@ -359,7 +352,7 @@ class SpinnerOverlay(QWidget):
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange):
-            self._restyle_later()
+            self._theme_restyle.request()
 
     def showEvent(self, event: QEvent) -> None:
         super().showEvent(event)

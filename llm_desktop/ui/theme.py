@@ -41,7 +41,7 @@ import os
 from collections.abc import Callable
 from string import Template
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -372,3 +372,22 @@ QScrollBar::add-line, QScrollBar::sub-line { width: 0; height: 0; }
 QScrollBar::add-page, QScrollBar::sub-page { background: none; }
 """
 )
+
+
+class RestyleAfterThemeChange:
+    """Runs a widget's restyle once the event loop is back after a theme or palette change
+    (only then is the new scheme known), however many change events arrived meanwhile."""
+
+    def __init__(self, owner: QObject, restyle: Callable[[], None]):
+        self._owner = owner
+        self._restyle = restyle
+        self._pending = False
+
+    def request(self) -> None:
+        if not self._pending:
+            self._pending = True
+            QTimer.singleShot(0, self._owner, self._run)
+
+    def _run(self) -> None:
+        self._pending = False
+        self._restyle()

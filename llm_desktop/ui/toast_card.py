@@ -100,7 +100,7 @@ class Toast(QFrame):
         use_default_style: bool = True,
     ) -> None:
         super().__init__(parent)
-        self._restyle_pending = False
+        self._theme_restyle = theme.RestyleAfterThemeChange(self, self._restyle_if_changed)
         self.setObjectName("toast")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, not use_default_style)
@@ -188,14 +188,7 @@ class Toast(QFrame):
             theme.repolish(self)  # `kind` may have changed: match the app's selectors again
         self.update()
 
-    def _restyle_later(self) -> None:
-        """After a theme switch: once the event loop is back, the new scheme is known."""
-        if not self._restyle_pending:
-            self._restyle_pending = True
-            QTimer.singleShot(0, self, self._restyle_if_changed)
-
     def _restyle_if_changed(self) -> None:
-        self._restyle_pending = False
         if ToastColors.for_kind(self.message.kind) != self.colors:
             self._apply_style()
 
@@ -400,7 +393,7 @@ class Toast(QFrame):
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange):
-            self._restyle_later()
+            self._theme_restyle.request()
 
     def enterEvent(self, event: QEnterEvent) -> None:
         super().enterEvent(event)
