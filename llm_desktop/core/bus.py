@@ -92,28 +92,30 @@ class EventBus:
         events numbered after it, taken under the same lock so nothing falls between."""
         subscription = Subscription(self, deliver, model)
         with self._lock:
-            if after is not None:
-                for event in self._recent:
-                    if event.seq > after:
-                        subscription.offer(event)
+            for event in self.since(after, model) if after is not None else ():
+                subscription.offer(event)
             self._subscriptions.append(subscription)
         return subscription
 
-    def attach_or_start(
-        self, model: str, deliver: Deliver, start: Callable[[], None]
-    ) -> tuple[Subscription, list[ProgressEvent]]:
-        """Follow `model`'s running operation from its first event, or call `start` (which
-        publishes the first event of a new one) and follow that. Atomic: a second caller
-        racing the first attaches to the same operation and misses none of it."""
+    def since(self, after: int, model: str | None = None) -> list[ProgressEvent]:
+        """The recorded events (of `model`, or all) numbered after `after`: what a viewer
+        that resumes from `after` missed. Take `lock` around it and the registration that
+        follows, so that nothing falls between."""
+        with self._lock:
+            return [
+                e for e in self._recent if e.seq > after and (model is None or e.model == model)
+            ]
+
+    def operation_or_start(self, model: str, start: Callable[[], None]) -> list[ProgressEvent]:
+        """The events of `model`'s running operation, or of the one `start` begins (it
+        publishes its first event at once). Taken under `lock` with the registration that
+        follows, a second caller racing the first attaches to the same operation."""
         with self._lock:
             current = self._operations.get(model)
             if current is None or current[-1].is_terminal:
                 start()  # re-entrant lock: its first event is published (and recorded) here
                 current = self._operations.get(model, [])
-            backlog = list(current)
-            subscription = Subscription(self, deliver, model)
-            self._subscriptions.append(subscription)
-        return subscription, backlog
+            return list(current)
 
     def operation(self, model: str) -> list[ProgressEvent]:
         """The events of `model`'s current (or last) operation."""

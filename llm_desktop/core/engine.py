@@ -98,7 +98,7 @@ class Engine:
             session = ModelSession(self, model, os.fspath(path), options or LoadOptions())
             self._sessions[model] = session
         # Published before the thread starts, outside the engine's lock: a caller inside
-        # `EventBus.attach_or_start` sees the new operation's first event at once.
+        # `EventBus.operation_or_start` sees the new operation's first event at once.
         session.emit(Stage.CONNECTING, "Attaching a model host")
         session.start()
         return model

@@ -143,8 +143,7 @@ class ModelSession:
         if stage is self._stage and not force and now - self._last_emit < self.engine.throttle_s:
             return
         if stage is not self._stage:
-            if self._stage in TIMELINE:
-                self._durations[TIMELINE[self._stage]] = now - self._stage_started
+            self._close_stage(now)
             self._stage_started = now
         if self._op == "load" and stage in (Stage.FAILED, Stage.CANCELLED):
             pct = self._pct
@@ -304,7 +303,7 @@ class ModelSession:
                 self._unmeasured(Stage.FINALIZING, "Warming up: first decode")
             elif kind == "loaded":
                 rss = self.host.rss()
-                self._stage_ends(Stage.COMPLETE)
+                self._close_stage(time.monotonic())  # the timeline goes out with `complete`
                 timeline = tuple(
                     (name, round(self._durations[name], 3))
                     for name in TIMELINE.values()
@@ -340,10 +339,10 @@ class ModelSession:
         expected = self.engine.stage_times.expected(self._times_key, TIMELINE[stage])
         self.emit(stage, self._tick_message, elapsed_s=elapsed, expected_s=expected)
 
-    def _stage_ends(self, next_stage: Stage) -> None:
-        """Close the running stage's duration now (before the next event is made)."""
+    def _close_stage(self, now: float) -> None:
+        """Note how long the running stage took, if it is one a timeline reports."""
         if self._stage in TIMELINE:
-            self._durations[TIMELINE[self._stage]] = time.monotonic() - self._stage_started
+            self._durations[TIMELINE[self._stage]] = now - self._stage_started
 
     def _assess(self, info: GGUFInfo, ram: hardware.RamInfo) -> fit.FitVerdict:
         gpus = self.engine.gpu_monitor.read()

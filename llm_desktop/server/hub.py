@@ -115,7 +115,7 @@ class EventHub:
         recorded ones numbered after it."""
         feed = Feed(self, asyncio.get_running_loop(), model)
         with self.bus.lock:
-            backlog = [] if after is None else [e for e in self.bus.history(model) if e.seq > after]
+            backlog = [] if after is None else self.bus.since(after, model)
             self._add(feed)
         # On the loop's own thread, before any live event queued for it can run.
         for event in backlog:
@@ -129,12 +129,9 @@ class EventHub:
         publishes its first event at once) and follow that."""
         feed = Feed(self, asyncio.get_running_loop(), model)
         with self.bus.lock:
-            current = self.bus.operation(model)
-            if not current or current[-1].is_terminal:
-                start()
-                current = self.bus.operation(model)
+            backlog = self.bus.operation_or_start(model, start)
             self._add(feed)
-        return feed, current
+        return feed, backlog
 
     def _add(self, feed: Feed) -> None:
         self._feeds.setdefault(feed.loop, set()).add(feed)

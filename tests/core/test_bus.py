@@ -49,7 +49,7 @@ def test_subscribe_after_replays_what_was_missed_then_goes_live():
     assert seen == [2, 3, 4]
 
 
-def test_attach_or_start_starts_once_and_a_second_caller_attaches_to_the_same_load():
+def test_operation_or_start_starts_once_and_a_second_caller_gets_the_same_load():
     bus = EventBus()
     starts = []
 
@@ -57,18 +57,16 @@ def test_attach_or_start_starts_once_and_a_second_caller_attaches_to_the_same_lo
         starts.append(True)
         bus.publish(event("a", Stage.CONNECTING))
 
-    first, backlog = bus.attach_or_start("a", lambda e: None, start)
+    backlog = bus.operation_or_start("a", start)
     bus.publish(event("a", Stage.LOADING, 40))
-    second, backlog2 = bus.attach_or_start("a", lambda e: None, start)
+    backlog2 = bus.operation_or_start("a", start)
     assert len(starts) == 1
     assert [e.stage for e in backlog] == [Stage.CONNECTING]
     assert [e.stage for e in backlog2] == [Stage.CONNECTING, Stage.LOADING]
     bus.publish(event("a", Stage.COMPLETE))
-    _, backlog3 = bus.attach_or_start("a", lambda e: None, start)
+    backlog3 = bus.operation_or_start("a", start)
     assert len(starts) == 2, "after the end, a new operation starts"
     assert backlog3[0].stage is Stage.CONNECTING and len(backlog3) == 1
-    for subscription in (first, second):
-        subscription.close()
 
 
 def test_concurrent_publishers_are_delivered_in_number_order():
