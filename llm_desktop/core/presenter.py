@@ -416,7 +416,11 @@ def detail_line(event: ProgressEvent) -> str:
 
 
 def format_seconds(seconds: float) -> str:
-    """ "0.21 s", "1.4 s", "12 s": a stage's duration, as precise as it is worth."""
+    """A stage's duration, as precise as it is worth: "4 ms", "0.21 s", "1.4 s", "12 s"."""
+    if seconds < 0.001:
+        return "under 1 ms"
+    if seconds < 0.1:
+        return f"{seconds * 1000:.0f} ms"
     if seconds < 1:
         return f"{seconds:.2f} s"
     if seconds < 10:

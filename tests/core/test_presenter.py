@@ -175,3 +175,5 @@ def test_an_unmeasured_stage_says_time_so_far_and_the_usual_time_as_an_estimate(
     assert view.detail == "m · 0.50 s so far" and view.indeterminate
     done = event(Stage.COMPLETE, 100, timeline=(("read", 0.47), ("context", 1.25)))
     assert card_view(ENTRY, done).detail == "m · read 0.47 s, context 1.2 s"
+    quick = event(Stage.COMPLETE, 100, timeline=(("read", 0.0042), ("context", 0.0005)))
+    assert card_view(ENTRY, quick).detail == "m · read 4 ms, context under 1 ms"
