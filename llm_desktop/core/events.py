@@ -28,6 +28,12 @@ class Stage(StrEnum):
     CANCELLED = "cancelled"
     UNLOADING = "unloading"
     UNLOADED = "unloaded"
+    # The stages of getting a model (op "download", "upload"), each a real step of the transfer.
+    DOWNLOADING = "downloading"  # bytes arriving; rate over a sliding window, ETA
+    UPLOADING = "uploading"  # bytes of a page upload arriving at the server
+    RETRYING = "retrying"  # the connection dropped or stalled: waiting to resume where it stopped
+    PAUSED = "paused"  # stopped by the person; the partial file is kept for resuming
+    VERIFYING = "verifying"  # sha256 of the whole file, then its GGUF header
 
     @property
     def is_terminal(self) -> bool:
@@ -52,9 +58,30 @@ STAGE_BANDS: dict[Stage, tuple[float, float]] = {
 }
 
 
-def stage_pct(stage: Stage, fraction: float = 0.0) -> float:
-    """Overall percentage for `fraction` (0–1) of the way through `stage`."""
-    low, high = STAGE_BANDS[stage]
+# The operations of the one event model. A transfer's events carry the transfer's own key as
+# `model` ("download:…", "upload:…", "quantize:…"), never a library model's id.
+OP_LOAD = "load"
+OP_UNLOAD = "unload"
+OP_DOWNLOAD = "download"
+OP_UPLOAD = "upload"
+OP_QUANTIZE = "quantize"
+TRANSFER_OPS = frozenset({OP_DOWNLOAD, OP_UPLOAD, OP_QUANTIZE})
+
+# Getting a model: the bytes (or tensors) are nearly all of the work, so they span the bar.
+TRANSFER_BANDS: dict[Stage, tuple[float, float]] = {
+    Stage.CONNECTING: (0.0, 1.0),
+    Stage.DOWNLOADING: (1.0, 95.0),
+    Stage.UPLOADING: (1.0, 95.0),
+    Stage.QUANTIZING: (1.0, 99.0),
+    Stage.VERIFYING: (95.0, 99.5),
+    Stage.FINALIZING: (99.5, 100.0),
+    Stage.COMPLETE: (100.0, 100.0),
+}
+
+
+def stage_pct(stage: Stage, fraction: float = 0.0, op: str = OP_LOAD) -> float:
+    """Overall percentage for `fraction` (0–1) of the way through `stage` of `op`."""
+    low, high = (TRANSFER_BANDS if op in TRANSFER_OPS else STAGE_BANDS)[stage]
     fraction = min(max(fraction, 0.0), 1.0)
     return round(low + (high - low) * fraction, 2)
 
@@ -68,6 +95,13 @@ class ErrorKind(StrEnum):
     ENGINE_CRASHED = "engine_crashed"
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
+    # Getting a model.
+    UNAUTHORIZED = "unauthorized"  # gated or private: a token is missing or not accepted
+    RATE_LIMITED = "rate_limited"
+    NETWORK = "network"  # the connection failed and retrying did not mend it
+    DISK_FULL = "disk_full"
+    CHECKSUM_MISMATCH = "checksum_mismatch"
+    TOO_LARGE = "too_large"  # an upload over the server's size limit
 
 
 class ModelState(StrEnum):
@@ -127,7 +161,7 @@ class ProgressEvent:
     stage: Stage
     pct: float
     message: str
-    op: str = "load"  # "load" or "unload"
+    op: str = OP_LOAD  # one of the OP_ names above
     bytes_done: int | None = None
     bytes_total: int | None = None
     rate_bps: float | None = None
@@ -140,6 +174,12 @@ class ProgressEvent:
     expected_s: float | None = None
     # On `complete`: how long each stage took, in order, as (stage, seconds) pairs.
     timeline: tuple[tuple[str, float], ...] | None = None
+    # Transfers: what a person calls the thing moving ("org/repo · Q4_K_M"), how long no byte
+    # has arrived (so a rate readout shows a stall instead of freezing), and on `complete` the
+    # file it made.
+    label: str | None = None
+    stalled_s: float | None = None
+    result_path: str | None = None
     ts: float = field(default=0.0, compare=False)
 
     @property
@@ -200,5 +240,11 @@ ERROR_MESSAGES: dict[ErrorKind, str] = {
     ErrorKind.ENGINE_CRASHED: "The model engine crashed",
     ErrorKind.TIMEOUT: "Loading stalled",
     ErrorKind.CANCELLED: "Loading cancelled",
+    ErrorKind.UNAUTHORIZED: "Access denied: this repository is gated or private",
+    ErrorKind.RATE_LIMITED: "The server is limiting requests; try again later",
+    ErrorKind.NETWORK: "The connection failed",
+    ErrorKind.DISK_FULL: "Not enough disk space",
+    ErrorKind.CHECKSUM_MISMATCH: "The file's checksum does not match",
+    ErrorKind.TOO_LARGE: "The file is larger than the limit",
 }
 GPU_OOM_MESSAGE = "OOM on GPU - Model too large"
