@@ -111,6 +111,11 @@ class ActionId(StrEnum):
     TRY = "try"
     DETAILS = "details"
     REMOVE = "remove"
+    # Transfers (download, upload, quantize).
+    PAUSE = "pause"
+    RESUME = "resume"
+    DISCARD = "discard"  # cancel and delete the partial file
+    DISMISS = "dismiss"  # take a finished transfer off the list
 
 
 RETRY = "Retry"
