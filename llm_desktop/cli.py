@@ -86,6 +86,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=command_serve)
 
+    search = commands.add_parser("search", help="find GGUF models on the Hugging Face Hub")
+    search.add_argument("text", nargs="?", default="", help="words in the repository's name")
+    search.add_argument("--repo", help="list this repository's GGUF models with fit verdicts")
+    search.add_argument("--limit", type=int, default=20)
+    search.add_argument("--json", action="store_true", help="one JSON document")
+    search.set_defaults(handler=command_search)
+
+    pull = commands.add_parser(
+        "pull", help="download a model: org/repo[:QUANT or :FILE] from the hub, or a URL"
+    )
+    pull.add_argument("reference", help="org/repo, org/repo:Q4_K_M, org/repo:FILE or a URL")
+    pull.add_argument("--dir", help="URL only: folder to put it in (default: the models folder)")
+    pull.add_argument("--sha256", help="URL only: the checksum the file must have")
+    pull.add_argument("--json", action="store_true", help="one event per line; last: outcome")
+    pull.add_argument(
+        "--stall-timeout", type=float, default=20.0, help="seconds without data before resuming"
+    )
+    pull.set_defaults(handler=command_pull)
+
     demo = commands.add_parser("demo-model", help="write a small valid GGUF with random weights")
     demo.add_argument("path")
     demo.add_argument("--size-mb", type=float, default=0.0, help="approximate file size")
@@ -181,10 +200,12 @@ def command_load(args: argparse.Namespace) -> int:
         entries = catalog.scan([args.path], include_known=False)
         entry = entries[0] if entries else None
         model = entry.id if entry else engine.model_id(args.path)
-        render = ViewRenderer(entry, options, args.json, sys.stdout if args.json else sys.stderr)
+        render = ViewRenderer(
+            load_presentation(entry, options), args.json, sys.stdout if args.json else sys.stderr
+        )
         with engine.events(model) as stream:
             engine.load(args.path, options, model=model)
-            final = _follow(engine, model, stream, render)
+            final = _follow(lambda: engine.cancel(model), stream, render)
         if final is None or final.stage is not Stage.COMPLETE:
             if final is not None and final.stage is Stage.CANCELLED:
                 return EXIT_CANCELLED
@@ -196,13 +217,13 @@ def command_load(args: argparse.Namespace) -> int:
     return 0
 
 
-def _follow(engine, model: str, stream, render) -> ProgressEvent | None:
-    """Render events until the load ends; Ctrl-C cancels it and waits for `cancelled`."""
+def _follow(cancel, stream, render) -> ProgressEvent | None:
+    """Render events until the operation ends; Ctrl-C cancels it and waits for `cancelled`."""
     import signal
 
     # A handler, not `except KeyboardInterrupt`: the interrupt may land anywhere in the loop
     # (inside a render, say), and a cancel must never lose the event being shown.
-    previous = signal.signal(signal.SIGINT, lambda *_: engine.cancel(model))
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel())
     try:
         while True:
             event = stream.get(timeout=0.2)
@@ -215,32 +236,47 @@ def _follow(engine, model: str, stream, render) -> ProgressEvent | None:
         signal.signal(signal.SIGINT, previous)
 
 
+def load_presentation(entry, options):
+    """The presenter's card view and notice of a load event (none for a file not in a catalog)."""
+    from llm_desktop.core import presenter
+
+    def present(event: ProgressEvent):
+        if entry is None:
+            return None, None, f"{event.stage}: {event.message}"
+        view = presenter.card_view(entry, event, options=options)
+        return view, presenter.notice_for(view, event), presenter.progress_line(view)
+
+    return present
+
+
+def transfer_presentation(event: ProgressEvent):
+    """The presenter's view and notice of a download, upload or quantize event."""
+    from llm_desktop.core import transfer_presenter
+
+    view = transfer_presenter.transfer_view(event)
+    notice = transfer_presenter.transfer_notice(view, event)
+    return view, notice, transfer_presenter.transfer_line(view)
+
+
 class ViewRenderer:
     """The presenter's view of each event: one JSON line each (`--json`, the server's payload),
     a redrawn line with a bar on a terminal, or one line per stage elsewhere."""
 
-    def __init__(self, entry, options, as_json: bool, stream) -> None:
-        self.entry = entry
-        self.options = options
+    def __init__(self, present, as_json: bool, stream) -> None:
+        self.present = present
         self.as_json = as_json
         self.stream = stream
         self.tty = stream.isatty()
         self.last_stage: Stage | None = None
 
     def __call__(self, event: ProgressEvent) -> None:
-        from llm_desktop.core import presenter
-
-        view = notice = None
-        if self.entry is not None:
-            view = presenter.card_view(self.entry, event, options=self.options)
-            notice = presenter.notice_for(view, event)
+        view, notice, line = self.present(event)
         if self.as_json:
             data = event.to_dict()
             data["view"] = view.to_dict() if view else None
             data["notice"] = notice.to_dict() if notice else None
             print(json.dumps(data, separators=(",", ":")), file=self.stream, flush=True)
             return
-        line = presenter.progress_line(view) if view else f"{event.stage}: {event.message}"
         if self.tty:
             columns = shutil.get_terminal_size((100, 20)).columns
             self.stream.write("\r\x1b[2K" + with_bar(line, event.pct, columns))
@@ -262,6 +298,89 @@ def with_bar(line: str, pct: float, columns: int) -> str:
     width = max(10, min(30, columns - len(line) - 4))
     filled = int(width * pct / 100)
     return ("[" + "#" * filled + "." * (width - filled) + "] " + line)[: max(20, columns - 1)]
+
+
+# -- getting models ------------------------------------------------------------------------------
+
+
+def command_search(args: argparse.Namespace) -> int:
+    from llm_desktop.core import hf_hub
+    from llm_desktop.core.events import ModelError
+    from llm_desktop.core.fit import format_bytes
+
+    try:
+        if args.repo:
+            listing = hf_hub.list_models(args.repo)
+            rows = _with_fit(listing)
+            if args.json:
+                print(json.dumps({"listing": listing.to_dict(), "fit": rows}, indent=2))
+                return 0
+            print(
+                f"{listing.repo_id} @ {listing.commit[:12]}" + (" (gated)" if listing.gated else "")
+            )
+            for model, row in zip(listing.models, rows, strict=True):
+                print(
+                    f"  {model.quantization:<10} {format_bytes(model.size):>9}  {row['fit']}"
+                    f"  {model.first.path}"
+                )
+            return 0
+        hits = hf_hub.search(args.text, limit=args.limit)
+    except ModelError as exc:
+        print(f"llm-desktop search: {exc.info.message}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps([hit.to_dict() for hit in hits], indent=2))
+        return 0
+    if not hits:
+        print(f"No GGUF repositories match {args.text!r}")
+    for hit in hits:
+        gated = " · gated" if hit.gated else ""
+        print(f"{hit.repo_id}  ↓{hit.downloads:,}  ♥{hit.likes}{gated}")
+    return 0
+
+
+def _with_fit(listing) -> list[dict]:
+    """Each model's fit verdict from its remote header, read with Range requests."""
+    from llm_desktop.core.remote_fit import remote_fit
+
+    rows = []
+    for model in listing.models:
+        try:
+            verdict = remote_fit(model)
+            rows.append({"fit": verdict.summary, "verdict": verdict.to_dict()})
+        except Exception as exc:  # one unreadable header must not hide the others
+            rows.append({"fit": f"fit unknown ({exc})", "verdict": None})
+    return rows
+
+
+def command_pull(args: argparse.Namespace) -> int:
+    from llm_desktop.core.bus import EventBus
+    from llm_desktop.core.download import DownloadJob, DownloadSpec
+    from llm_desktop.core.transfer import RetryPolicy
+
+    spec = DownloadSpec(args.reference, dest_dir=args.dir, sha256=args.sha256)
+    if (args.dir or args.sha256) and not spec.is_url:
+        print(
+            "llm-desktop pull: --dir and --sha256 are for direct links; hub models go to the "
+            "Hugging Face cache and are checked against the hub's own sha256",
+            file=sys.stderr,
+        )
+        return 2
+    bus = EventBus()
+    job = DownloadJob(spec, bus, policy=RetryPolicy(stall_s=args.stall_timeout))
+    render = ViewRenderer(transfer_presentation, args.json, sys.stdout if args.json else sys.stderr)
+    with bus.stream(spec.key) as stream:
+        job.start()
+        final = _follow(lambda: job.cancel(keep_partial=True), stream, render)
+    if final is not None and final.stage is Stage.COMPLETE:
+        if not args.json:
+            print(final.result_path)
+        return 0
+    if final is not None and final.stage is Stage.CANCELLED:
+        if final.bytes_done and not args.json:
+            print("Run the same command again to resume.", file=sys.stderr)
+        return EXIT_CANCELLED
+    return EXIT_FAILED
 
 
 # -- serve ---------------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ from llm_desktop.core.transfer import (
     TransferControl,
     fetch,
     partial_size,
+    read_sidecar,
     remove_partial,
     resumable_bytes,
 )
@@ -342,6 +343,7 @@ class DownloadJob:
                     if self.spec.is_url
                     else (plan_hub(self.spec))
                 )
+            self._drop_stale_partials()
             if self.on_planned:
                 self.on_planned(self)
             self._download_all()
@@ -361,6 +363,23 @@ class DownloadJob:
                     self.on_finished(self)
                 except Exception:
                     log.exception("download %s: on_finished failed", self.key)
+
+    def _drop_stale_partials(self) -> None:
+        """Partial bytes of an older version of the same hub file (the repository moved on
+        since an earlier, interrupted download) would never be resumed: delete them."""
+        for file in self._plan().files:
+            blobs = os.path.dirname(file.partial)
+            if not file.link or not os.path.isdir(blobs):
+                continue
+            repo_path = file.url.split("/resolve/", 1)[-1].partition("/")[2]
+            for name in os.listdir(blobs):
+                other = os.path.join(blobs, name)
+                if not name.endswith(".incomplete") or other == file.partial:
+                    continue
+                state = read_sidecar(other)
+                if state is not None and state.url.endswith("/" + repo_path):
+                    remove_partial(other)
+                    self._retry_note = "The file changed on the hub since; starting over"
 
     def _source_name(self) -> str:
         return urlsplit(self.spec.reference).netloc if self.spec.is_url else "the hub"

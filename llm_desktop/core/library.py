@@ -66,16 +66,7 @@ class ModelLibrary:
             for entry in entries:
                 if entry.id in self._hidden:
                     continue
-                verdict = None
-                if entry.error is None:
-                    n_ctx = self.n_ctx or fit.default_context(entry.context_length)
-                    verdict = fit.assess(
-                        fit.ModelShape.from_entry(entry),
-                        n_ctx,
-                        snapshot.ram,
-                        snapshot.gpus,
-                        llama_build=snapshot.llama_build,
-                    )
+                verdict = entry_verdict(entry, snapshot, self.n_ctx)
                 models[entry.id] = LibraryModel(entry, verdict)
             with self._lock:
                 self._models = models
@@ -124,3 +115,19 @@ class ModelLibrary:
 
 def default_hidden_path() -> Path:
     return platformdirs.user_config_path(catalog.APP_NAME) / "removed-models.json"
+
+
+def entry_verdict(
+    entry: catalog.ModelEntry, snapshot: hardware.HardwareSnapshot, n_ctx: int | None = None
+) -> fit.FitVerdict | None:
+    """Where a listed model fits on this machine (None for one that cannot be loaded): the one
+    rule for local files and for remote ones read before downloading."""
+    if entry.error is not None:
+        return None
+    return fit.assess(
+        fit.ModelShape.from_entry(entry),
+        n_ctx or fit.default_context(entry.context_length),
+        snapshot.ram,
+        snapshot.gpus,
+        llama_build=snapshot.llama_build,
+    )
