@@ -12,11 +12,12 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from llm_desktop.core import presenter
-from llm_desktop.core.events import ModelState, ProgressEvent
+from llm_desktop.core import presenter, transfer_presenter
+from llm_desktop.core.events import TRANSFER_OPS, ModelState, ProgressEvent
 from llm_desktop.core.library import LibraryModel
 from llm_desktop.core.options import LoadOptions
 from llm_desktop.core.presenter import CardView, Notice
+from llm_desktop.core.transfer_presenter import TransferView
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,19 @@ class Change:
         return self.previous is None or self.previous.state is not self.view.state
 
 
+@dataclass(frozen=True)
+class TransferChange:
+    """What one event did to a transfer's row (a download, an upload, a quantize)."""
+
+    view: TransferView
+    previous: TransferView | None
+    notice: Notice | None
+
+    @property
+    def state_changed(self) -> bool:
+        return self.previous is None or self.previous.stage is not self.view.stage
+
+
 class ModelStore:
     def __init__(self, offers: frozenset[presenter.ActionId] | None = None) -> None:
         # The actions this surface can carry out (the page has no "Try it" panel); None: all.
@@ -41,6 +55,7 @@ class ModelStore:
         self._titles: dict[str, str] = {}
         self._events: dict[str, ProgressEvent] = {}
         self._options: dict[str, LoadOptions] = {}
+        self._transfers: dict[str, ProgressEvent] = {}  # insertion order: oldest first
 
     # -- inputs -------------------------------------------------------------------------------
 
@@ -58,8 +73,11 @@ class ModelStore:
             self._titles = presenter.titles(model.entry for model in fresh.values())
             return self.views()
 
-    def apply(self, event: ProgressEvent) -> Change | None:
-        """Record `event`; the change it makes to its model's card (None: not in the library)."""
+    def apply(self, event: ProgressEvent) -> Change | TransferChange | None:
+        """Record `event`; the change it makes to its model's card or its transfer's row
+        (None: a model not in the library, or an event older than what is shown)."""
+        if event.op in TRANSFER_OPS:
+            return self._apply_transfer(event)
         with self._lock:
             last = self._events.get(event.model)
             if last is not None and last.seq >= event.seq:
@@ -71,8 +89,40 @@ class ModelStore:
             view = self._view(event.model, event)
             return Change(view, previous, presenter.notice_for(view, event))
 
-    def render(self, event: ProgressEvent) -> tuple[CardView | None, Notice | None]:
+    def _apply_transfer(self, event: ProgressEvent) -> TransferChange | None:
+        with self._lock:
+            last = self._transfers.get(event.model)
+            if last is not None and last.seq >= event.seq:
+                return None
+            self._transfers[event.model] = event
+        previous = transfer_presenter.transfer_view(last) if last is not None else None
+        view = transfer_presenter.transfer_view(event)
+        return TransferChange(view, previous, transfer_presenter.transfer_notice(view, event))
+
+    def dismiss_transfer(self, key: str) -> bool:
+        """Take a finished transfer off the list (a running one stays)."""
+        with self._lock:
+            last = self._transfers.get(key)
+            if last is None or not last.is_terminal:
+                return False
+            del self._transfers[key]
+            return True
+
+    def transfers(self) -> list[TransferView]:
+        with self._lock:
+            events = list(self._transfers.values())
+        return [transfer_presenter.transfer_view(event) for event in events]
+
+    def transfer(self, key: str) -> TransferView | None:
+        with self._lock:
+            last = self._transfers.get(key)
+        return transfer_presenter.transfer_view(last) if last is not None else None
+
+    def render(self, event: ProgressEvent) -> tuple[CardView | TransferView | None, Notice | None]:
         """The view and notice of an event (a replay), without recording it."""
+        if event.op in TRANSFER_OPS:
+            view = transfer_presenter.transfer_view(event)
+            return view, transfer_presenter.transfer_notice(view, event)
         with self._lock:
             if event.model not in self._models:
                 return None, None
