@@ -5,23 +5,29 @@ starts, imports llama_cpp, says `ready` (with what this llama.cpp build can run 
 waits. It loads at most one model, reports progress from llama.cpp's own progress callback,
 answers prompts, and exits when asked, when its stdin closes (the app is gone), or after a load
 that failed or was cancelled. Exiting is how memory really comes back.
+
+A host can instead quantize a model (`quantize`): llama.cpp reports nothing but its log, so the
+host reads the quantizer's per-tensor log lines as progress (`quantize_log`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import io
 import os
 import queue
 import re
+import shutil
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
-from llm_desktop.core.host import protocol
+from llm_desktop.core.host import protocol, quantize_log
 
 PROGRESS_INTERVAL_S = 0.02
 READ_AHEAD_CHUNK = 8 << 20  # bytes per step: ~10-80 ms of disk, so a cancel is quick
@@ -68,6 +74,9 @@ class LogRelay:
         self._partial = ""
         self._level = 1
         self._callback = None  # the ctypes object must outlive every call from C
+        # While set, sees every non-debug line (complete=True) and each fragment of the line
+        # still being assembled (complete=False): the quantizer's progress is in its log.
+        self.watcher: Callable[[str, bool], None] | None = None
 
     def install(self, llama_cpp: Any) -> None:
         @llama_cpp.llama_log_callback
@@ -84,12 +93,17 @@ class LogRelay:
         if self._level == self.DEBUG:
             return
         self._partial += text.decode("utf-8", errors="replace")
+        watcher = self.watcher
         while "\n" in self._partial:
             line, self._partial = self._partial.split("\n", 1)
             if line.strip():
                 self.recent.append(line)
+                if watcher is not None:
+                    watcher(line, True)
                 if self._level in (self.WARN, self.ERROR):
                     self.channel.send({"t": "log", "level": self._level, "text": line})
+        if watcher is not None and self._partial:
+            watcher(self._partial, False)
 
     def mark(self) -> int:
         return len(self.recent)
@@ -265,6 +279,20 @@ class Residency:
             self.address = None
 
 
+def _fsync_folder(folder: str) -> None:
+    """Make a rename in `folder` durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _memory_available() -> int | None:
     try:
         with open("/proc/meminfo") as meminfo:
@@ -319,6 +347,8 @@ class ModelHost:
                     return
             elif op == "generate" and self.llm is not None:
                 self.generate(command)
+            elif op == "quantize" and self.llm is None:
+                self.quantize(command)
 
     def load(self, command: dict[str, Any]) -> bool:
         from llama_cpp import llama as llama_module
@@ -430,6 +460,97 @@ class ModelHost:
             n_threads=command.get("n_threads"),
             verbose=True,
         )
+
+    def quantize(self, command: dict[str, Any]) -> None:
+        """Quantize `path` into `out` (written as `out.part`, renamed when whole). Progress is
+        read from llama.cpp's per-tensor log lines; the call cannot be interrupted, so the
+        app cancels by ending this process (and removes the partial file itself)."""
+        out = str(command["out"])
+        part = quantize_log.partial_path(out)
+        type_name = str(command.get("type", ""))
+        ftype = quantize_log.quantize_file_type(type_name)
+        if ftype is None:
+            offered = ", ".join(quantize_log.QUANTIZE_TYPES)
+            self.channel.send(
+                {
+                    "t": "error",
+                    "kind": "unsupported_model",
+                    "message": f"Unknown quantization type {type_name!r} (one of {offered})",
+                    "detail": [],
+                }
+            )
+            return
+        bindings = self.llama_cpp
+        params = bindings.llama_model_quantize_default_params()
+        params.ftype = ftype
+        if command.get("threads"):
+            params.nthread = int(command["threads"])
+        lines: deque[str] = deque(maxlen=40)
+        started = [0]
+
+        def watch(text: str, complete: bool) -> None:
+            if complete:
+                lines.append(text)
+            tensor = quantize_log.parse_tensor_line(text, complete=complete)
+            if tensor is None or (not tensor.complete and started[0] == tensor.index):
+                return
+            started[0] = tensor.index
+            self.channel.send(
+                {
+                    "t": "quantize_progress",
+                    "i": tensor.index,
+                    "n": tensor.count,
+                    "tensor": tensor.name,
+                    "bytes": tensor.source_bytes,
+                    "done": tensor.complete,
+                }
+            )
+            if tensor.complete and tensor.index == tensor.count:
+                # The last tensor is converted: what is left is writing it and the header.
+                self.channel.send({"t": "stage", "stage": "finalizing"})
+
+        self.log.watcher = watch
+        try:
+            status = bindings.llama_model_quantize(
+                str(command["path"]).encode(), part.encode(), ctypes.byref(params)
+            )
+        finally:
+            self.log.watcher = None
+        if status != 0:
+            folder = os.path.dirname(os.path.abspath(out))
+            try:
+                free = shutil.disk_usage(folder).free
+            except OSError:
+                free = None
+            info = quantize_log.classify_quantize_failure(
+                lines, out=out, free_bytes=free, writable=os.access(folder, os.W_OK)
+            )
+            with contextlib.suppress(OSError):
+                os.remove(part)
+            self.channel.send({"t": "error", **info.to_dict()})
+            return
+        try:
+            with open(part, "rb+") as written:
+                os.fsync(written.fileno())  # whole on disk before it takes the real name
+            if os.path.exists(out):
+                raise FileExistsError(f"{out} appeared while quantizing; it was left as it is")
+            os.replace(part, out)
+            _fsync_folder(os.path.dirname(os.path.abspath(out)))
+            size = os.path.getsize(out)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.remove(part)
+            kind = "disk_full" if exc.errno == errno.ENOSPC else "permission_denied"
+            self.channel.send(
+                {
+                    "t": "error",
+                    "kind": kind,
+                    "message": f"Could not save {out}: {exc}",
+                    "detail": [],
+                }
+            )
+            return
+        self.channel.send({"t": "quantized", "out": out, "size": size})
 
     def generate(self, command: dict[str, Any]) -> None:
         self.stop_generation.clear()

@@ -5,9 +5,16 @@ stdin; the host writes messages (`t`) to a private copy of its stdout (stdout it
 stderr, so nothing native can corrupt the stream).
 
 Commands: load {path, n_ctx, n_gpu_layers, use_mmap}, cancel, generate {prompt, max_tokens},
-stop, exit.
+stop, quantize {path, out, type, threads?}, exit.
 Messages: ready {pid, build}, log {level, text}, progress {f}, stage {stage}, loaded {n_ctx, ...},
-cancelled, error {kind, message, detail}, token {text}, generated {reason, n_tokens}.
+cancelled, error {kind, message, detail}, token {text}, generated {reason, n_tokens},
+quantize_progress {i, n, tensor, bytes, done}, quantized {out, size}.
+
+A quantize writes `out.part` (`quantize_log.partial_path`) and renames it to `out` when whole.
+`quantize_progress` comes twice per tensor: `done: false` when tensor `i` of `n` starts, `done:
+true` once it is converted; `bytes` is its size in the source (None when unknown). `stage
+{stage: "finalizing"}` follows the last tensor. The quantizer cannot be interrupted: `cancel`
+does nothing to it; the app ends the host instead.
 """
 
 from __future__ import annotations
