@@ -119,6 +119,10 @@ class _Cancelled(Exception):
     pass
 
 
+class _HostGone(ModelError):
+    """The host ended (crashed, or was killed from outside) before it said it was done."""
+
+
 class QuantizeJob:
     """One quantization, run in a thread that owns its model host.
 
@@ -161,8 +165,8 @@ class QuantizeJob:
         self._last_emit = 0.0
         self._started = time.monotonic()
         self._part_ours = False  # the partial file may exist and is this job's to remove
-        self._finalizing = False
         self._tick_message = ""
+        self._progress = _Progress(0, 0)
 
     # -- the API -------------------------------------------------------------------------------
 
@@ -241,8 +245,14 @@ class QuantizeJob:
 
     def _run(self) -> None:
         try:
-            infos = self._check()
-            self._quantize(infos)
+            try:
+                self._quantize(self._check())
+            except (_Cancelled, _HostGone):
+                if not self._renamed():
+                    raise
+                # Cancelled, or the host died, after it gave the file its name: it is whole.
+                self._clean_up()
+                self._finish(self.out.stat().st_size)
         except _Cancelled:
             self._clean_up()
             message = "Quantizing cancelled"
@@ -323,7 +333,7 @@ class QuantizeJob:
         if self.threads:
             command["threads"] = self.threads
         self._host.send(command)
-        progress = _Progress(total, count)
+        progress = self._progress = _Progress(total, count)
         self._tick_message = f"Quantizing {count} tensors to {self.type_name}"
         self._emit(
             Stage.QUANTIZING,
@@ -351,16 +361,20 @@ class QuantizeJob:
                     **progress.fields(),
                 )
             elif kind == "stage" and message.get("stage") == "finalizing":
-                self._finalizing = True
                 self._tick_message = f"Writing {self.out.name}"
                 self._emit(Stage.FINALIZING, self._tick_message, force=True, **progress.fields())
             elif kind == "quantized":
-                self._finish(int(message.get("size") or 0), progress)
+                self._finish(int(message.get("size") or 0))
                 return
             elif kind == "error":
                 raise ModelError.from_info(ErrorInfo.from_dict(message))
 
-    def _finish(self, size: int, progress: _Progress) -> None:
+    def _renamed(self) -> bool:
+        """True when this job's host has renamed the finished file (`out` did not exist when
+        the job started, and the host renames only a whole, synced file)."""
+        return self._part_ours and self.out.exists() and not self.part.exists()
+
+    def _finish(self, size: int) -> None:
         """The file has its name: end the host, read the new header back, say so."""
         self._part_ours = False
         assert self._host is not None
@@ -371,7 +385,8 @@ class QuantizeJob:
             raise ModelError(
                 ErrorKind.INVALID_MODEL, f"The quantized file cannot be read back: {exc}"
             ) from None
-        ratio = f", {size / progress.total:.0%} of the source" if progress.total else ""
+        total = self._progress.total
+        ratio = f", {size / total:.0%} of the source" if total else ""
         self._emit(
             Stage.COMPLETE,
             f"Saved {self.out.name} ({written}, {format_bytes(size)}{ratio})",
@@ -416,11 +431,8 @@ class QuantizeJob:
                     tick()
                 continue
             if isinstance(item, HostExited):
-                if self._finalizing and self.out.exists() and not self.part.exists():
-                    # Ended (or cancelled) after the rename: the file is whole, synced before.
-                    return {"t": "quantized", "size": self.out.stat().st_size}
                 self._check_cancel()
-                raise ModelError.from_info(self._host.crash_info(item.returncode))
+                raise _HostGone.from_info(self._host.crash_info(item.returncode))
             if isinstance(item, HostMessage) and (kind is None or item.data.get("t") == kind):
                 return item.data
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import gguf
@@ -332,6 +335,48 @@ def test_a_host_killed_mid_way_is_an_engine_crash_and_leaves_no_file(slow_model,
     assert "killed by SIGKILL" in final.error.message
     assert final.pct == max(event.pct for event in events)
     assert list(tmp_path.iterdir()) == []
+
+
+# A stand-in host that renames a whole file into place and then goes quiet (or exits) without
+# saying `quantized`: what the app sees when Cancel, or a crash, comes just after the rename.
+FAKE_HOST = """
+import json, os, shutil, sys, time
+out = sys.stdout.buffer
+out.write(json.dumps({"t": "ready", "pid": os.getpid()}).encode() + b"\\n"); out.flush()
+command = json.loads(sys.stdin.buffer.readline())
+shutil.copyfile(os.environ["WHOLE_FILE"], command["out"] + ".part")
+out.write(json.dumps({"t": "stage", "stage": "finalizing"}).encode() + b"\\n"); out.flush()
+os.replace(command["out"] + ".part", command["out"])
+out.write(b'{"t": "log", "level": 2, "text": "renamed"}\\n'); out.flush()
+if os.environ["THEN"] == "exit":
+    os._exit(3)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("then", ["cancel", "exit"])
+def test_a_file_renamed_before_cancel_or_a_crash_is_kept_and_reported_complete(
+    f32_model, tmp_path, monkeypatch, then
+):
+    whole = tmp_path / "whole.gguf"
+    assert run_job(QuantizeJob(EventBus(), f32_model, "Q8_0", out=whole))[-1].result_path
+    monkeypatch.setenv("WHOLE_FILE", str(whole))
+    monkeypatch.setenv("THEN", then)
+    out = tmp_path / "out-Q8_0.gguf"
+    job = QuantizeJob(
+        EventBus(), f32_model, "Q8_0", out=out, host_command=[sys.executable, "-c", FAKE_HOST]
+    )
+
+    def cancel_once_renamed(event: ProgressEvent) -> None:
+        if then == "cancel" and event.stage is Stage.FINALIZING:
+            while not out.exists():
+                time.sleep(0.01)
+            threading.Thread(target=job.cancel, name="test-cancel").start()
+
+    final = run_job(job, on_event=cancel_once_renamed)[-1]
+    assert final.stage is Stage.COMPLETE, final
+    assert final.result_path == str(out) and read_gguf(out).quantization == "Q8_0"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out-Q8_0.gguf", "whole.gguf"]
 
 
 # -- refused before a host starts --------------------------------------------------------------
