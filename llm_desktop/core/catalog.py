@@ -3,9 +3,11 @@
 `scan()` walks the app's own models folder plus the places other tools keep models (LM Studio,
 the Hugging Face hub cache, Ollama) and returns one `ModelEntry` per model: multi-part files are
 one model, a file reachable by two paths is listed once, and a file that cannot be read is listed
-with its error rather than breaking the list. Metadata comes from the fast header reader in
-summary mode, which stops before the vocabulary, and `MetadataCache` keeps it between runs so a
-second listing opens no model file that has not changed.
+with its error rather than breaking the list. Metadata comes from the fast header reader, which
+skips the vocabulary's strings by their lengths and reads every key and tensor info (some files
+keep general.file_type after the vocabulary; the parameter count is the tensors' sum), and
+`MetadataCache` keeps it between runs so a second listing opens no model file that has not
+changed.
 
 The steps have their own modules: `catalog_walk` finds the files (`catalog_ollama` reads Ollama's
 manifests), `catalog_groups` joins them into models, `catalog_cache` keeps the headers; what
@@ -56,6 +58,7 @@ __all__ = [
     "model_id",
     "scan",
     "split_parts",
+    "summarize_header",
 ]
 
 DISPLAY_NAME_MAX_CHARS = 200
@@ -184,10 +187,10 @@ def _display_name(model: GroupedModel, header_name: str | None) -> str:
 def _header(item: Found, cache: MetadataCache | None) -> dict[str, Any]:
     if cache is not None:
         cached = cache.get(item.real_path, item.size, item.mtime_ns)
-        if cached is not None:
+        if cached is not None and not _from_the_reader_that_stopped_early(cached):
             return cached
     try:
-        header = _summarize(read_gguf(item.path, tensors=False))
+        header = summarize_header(read_gguf(item.path))
     except ModelError as exc:
         header = _failed_header(exc.info.message)
     except OSError as exc:
@@ -200,7 +203,16 @@ def _header(item: Found, cache: MetadataCache | None) -> dict[str, Any]:
     return header
 
 
-def _summarize(info: GGUFInfo) -> dict[str, Any]:
+def _from_the_reader_that_stopped_early(header: dict[str, Any]) -> bool:
+    """Whether a cached header was read by the earlier catalog reader, which stopped at the
+    vocabulary: it never had a parameter count and missed keys stored after the vocabulary
+    (the quantization, for some files). Every header read since has a count or an error."""
+    return header["error"] is None and header["parameter_count"] is None
+
+
+def summarize_header(info: GGUFInfo) -> dict[str, Any]:
+    """The catalog's fields of a read header (a local file's or, over HTTP, a remote one's):
+    what a `ModelEntry` says about the model, and what `MetadataCache` keeps."""
     parameter_count = info.parameter_count
     size_label = info.size_label
     if size_label is None and parameter_count:

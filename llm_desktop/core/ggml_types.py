@@ -84,3 +84,38 @@ FILE_TYPE_NAMES: dict[int, str] = {
     40: "MOSTLY_Q1_0",
     1024: "GUESSED",
 }
+
+# llama.cpp marks a file type it guessed from the tensors with this bit (LLAMA_FTYPE_GUESSED).
+FILE_TYPE_GUESSED = 1024
+
+# ggml type -> the file type llama.cpp guesses when that type is the most common among a file's
+# tensors and the file has no general.file_type (llama_model_loader's switch). It guesses
+# ALL_F32 for any type not listed (MXFP4, the integer types, ...).
+GUESSED_FILE_TYPES: dict[int, int] = {
+    0: 0,  # F32 -> ALL_F32
+    1: 1,  # F16 -> MOSTLY_F16
+    30: 32,  # BF16 -> MOSTLY_BF16
+    2: 2,  # Q4_0 -> MOSTLY_Q4_0
+    3: 3,  # Q4_1 -> MOSTLY_Q4_1
+    6: 8,  # Q5_0 -> MOSTLY_Q5_0
+    7: 9,  # Q5_1 -> MOSTLY_Q5_1
+    8: 7,  # Q8_0 -> MOSTLY_Q8_0
+    10: 10,  # Q2_K -> MOSTLY_Q2_K
+    11: 12,  # Q3_K -> MOSTLY_Q3_K_M
+    12: 15,  # Q4_K -> MOSTLY_Q4_K_M
+    13: 17,  # Q5_K -> MOSTLY_Q5_K_M
+    14: 18,  # Q6_K -> MOSTLY_Q6_K
+    34: 36,  # TQ1_0 -> MOSTLY_TQ1_0
+    35: 37,  # TQ2_0 -> MOSTLY_TQ2_0
+    16: 19,  # IQ2_XXS -> MOSTLY_IQ2_XXS
+    17: 20,  # IQ2_XS -> MOSTLY_IQ2_XS
+    22: 28,  # IQ2_S -> MOSTLY_IQ2_S
+    18: 23,  # IQ3_XXS -> MOSTLY_IQ3_XXS
+    19: 24,  # IQ1_S -> MOSTLY_IQ1_S
+    29: 31,  # IQ1_M -> MOSTLY_IQ1_M
+    20: 25,  # IQ4_NL -> MOSTLY_IQ4_NL
+    23: 30,  # IQ4_XS -> MOSTLY_IQ4_XS
+    21: 26,  # IQ3_S -> MOSTLY_IQ3_S
+    40: 39,  # NVFP4 -> MOSTLY_NVFP4
+    41: 40,  # Q1_0 -> MOSTLY_Q1_0
+}

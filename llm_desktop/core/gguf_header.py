@@ -1,22 +1,35 @@
 """A fast, defensive GGUF header reader.
 
 `gguf.GGUFReader` parses every element of every array in Python (about 16 s for a model with a
-262k-token vocabulary). Listing a library needs a few scalar keys, and validating a file before
-llama.cpp sees it needs bounds, not values; so this reader skips array bodies by their lengths
-and checks every count, length and offset against the file's size. Anything that does not add up
-raises `ModelError(INVALID_MODEL)` with what is wrong and where.
+262k-token vocabulary). Listing a library needs the scalar keys and the tensor infos, and
+validating a file before llama.cpp sees it needs bounds, not values; so this reader skips array
+bodies by their lengths and checks every count, length and offset against the file's size.
+Anything that does not add up raises `ModelError(INVALID_MODEL)` with what is wrong and where.
+
+The same parser reads a prefix of a file whose real size is known (`parse_gguf`): a header read
+over HTTP fetches the first megabytes, and the parser says how far it needs to see when they are
+not enough (`NeedMoreBytes`), while the bounds are still checked against the whole file.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import re
 import struct
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from llm_desktop.core.events import ErrorKind, ModelError
-from llm_desktop.core.ggml_types import FILE_TYPE_NAMES, QUANT_SIZES
+from llm_desktop.core.ggml_types import (
+    FILE_TYPE_GUESSED,
+    FILE_TYPE_NAMES,
+    GUESSED_FILE_TYPES,
+    QUANT_SIZES,
+)
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
@@ -24,9 +37,6 @@ MAX_DIMS = 4
 DEFAULT_ALIGNMENT = 32
 # Arrays shorter than this are kept as values (e.g. per-layer head counts); longer ones are skipped.
 SMALL_ARRAY = 64
-# In summary mode, reading stops at the first array at least this long once the keys a catalog
-# needs are known: the vocabulary is where the time goes, and nothing after it is needed.
-VOCAB_ARRAY = 1024
 
 _SCALARS: dict[int, struct.Struct] = {
     0: struct.Struct("<B"),
@@ -45,6 +55,18 @@ _UINT32, _STRING, _ARRAY = 4, 8, 9
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _HEADER = struct.Struct("<4sIQQ")
+# llama.cpp orders tensors by the layer number `sscanf(name, "blk.%d.")` finds (-1 for none),
+# then by name; its file-type guess depends on that order when two types tie.
+_LAYER_NUMBER = re.compile(r"blk\.\s*([+-]?\d+)")
+
+
+class NeedMoreBytes(Exception):
+    """The bytes given end before the header does: parse again with at least the first `end`
+    bytes. Only raised when the bytes given are a prefix, shorter than the file."""
+
+    def __init__(self, end: int):
+        super().__init__(f"the header goes on past byte {end}")
+        self.end = end
 
 
 @dataclass(frozen=True)
@@ -67,6 +89,9 @@ class GGUFInfo:
     data_offset: int | None = None
     tensor_bytes: int | None = None
     parameter_count: int | None = None
+    # What llama.cpp guesses from the tensor types (FILE_TYPE_GUESSED set) when the file has no
+    # general.file_type; None when it has one, or when the tensor infos were not read.
+    guessed_file_type: int | None = None
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.metadata.get(key, default)
@@ -90,8 +115,9 @@ class GGUFInfo:
 
     @property
     def file_type(self) -> int | None:
+        """general.file_type, else llama.cpp's guess from the tensor types."""
         value = self.metadata.get("general.file_type")
-        return value if isinstance(value, int) else None
+        return value if isinstance(value, int) else self.guessed_file_type
 
     @property
     def quantization(self) -> str:
@@ -145,10 +171,32 @@ def _int_or_none(value: Any) -> int | None:
 def quantization_name(file_type: int | None) -> str:
     if file_type is None:
         return "unknown"
+    if file_type & FILE_TYPE_GUESSED:  # as llama.cpp names it: "Q4_K_M (guessed)"
+        return f"{quantization_name(file_type & ~FILE_TYPE_GUESSED)} (guessed)"
     name = FILE_TYPE_NAMES.get(file_type)
     if name is None:
         return f"type {file_type}"
     return name.removeprefix("MOSTLY_").removeprefix("ALL_")
+
+
+def guess_file_type(tensors: Iterable[tuple[str, int]]) -> int:
+    """The file type llama.cpp's loader guesses from (name, ggml type) pairs when a file has no
+    general.file_type: that of the most common type, the first to reach the top count in
+    llama.cpp's tensor order winning a tie; ALL_F32 for a type it has no file type for, or for
+    no tensors. The result has FILE_TYPE_GUESSED set, as llama.cpp's has."""
+    counts: Counter[int] = Counter()
+    top_type, top_count = 0, 0
+    for _name, ggml_type in sorted(tensors, key=lambda tensor: _llama_tensor_order(tensor[0])):
+        counts[ggml_type] += 1
+        if counts[ggml_type] > top_count:
+            top_type, top_count = ggml_type, counts[ggml_type]
+    return GUESSED_FILE_TYPES.get(top_type, 0) | FILE_TYPE_GUESSED
+
+
+def _llama_tensor_order(name: str) -> tuple[int, str]:
+    # str order is code point order, the same as the byte order of the UTF-8 llama.cpp compares.
+    match = _LAYER_NUMBER.match(name)
+    return (int(match.group(1)) if match else -1, name)
 
 
 def tensor_nbytes(ggml_type: int, dims: tuple[int, ...]) -> int:
@@ -172,11 +220,13 @@ def _invalid(what: str) -> ModelError:
 
 
 class _Cursor:
-    """Bounds-checked reads from a memory-mapped file."""
+    """Bounds-checked reads from the first `len(buf)` bytes of a file of `size` bytes: a read past
+    `size` is a truncated file, a read past the bytes at hand only asks for more."""
 
     def __init__(self, buf: mmap.mmap | bytes, size: int):
         self.buf = buf
         self.size = size
+        self.available = len(buf)
         self.pos = 0
 
     def need(self, n: int, what: str) -> None:
@@ -185,6 +235,8 @@ class _Cursor:
                 f"file is truncated: {what} at byte {self.pos} needs {n} bytes, "
                 f"only {self.size - self.pos} remain"
             )
+        if self.pos + n > self.available:
+            raise NeedMoreBytes(self.pos + n)
 
     def unpack(self, fmt: struct.Struct, what: str) -> Any:
         self.need(fmt.size, what)
@@ -203,40 +255,61 @@ class _Cursor:
             raise _invalid(f"{what} at byte {self.pos - length} is not UTF-8") from None
 
     def skip_strings(self, count: int, what: str) -> None:
-        # The hot loop of a large vocabulary: local names, no per-element helper calls.
-        buf, size, pos, unpack_from = self.buf, self.size, self.pos, _U64.unpack_from
-        for _ in range(count):
-            if pos + 8 > size:
-                if pos > size:  # an element's length pointed past the end
-                    raise _invalid(f"file is truncated: {what} runs past the end of the file")
-                self.pos = pos
-                self.need(8, what)
-            pos += 8 + unpack_from(buf, pos)[0]
-        if pos > size:
+        # The hot loop of a large vocabulary (a third of its time went to a bounds check per
+        # element): unpack_from itself refuses to read past the bytes at hand, and only then is
+        # it worked out whether the file is truncated or the prefix is too short.
+        buf, pos, unpack_from = self.buf, self.pos, _U64.unpack_from
+        try:
+            for _ in repeat(None, count):
+                pos += 8 + unpack_from(buf, pos)[0]
+        except (struct.error, OverflowError):
+            # Fewer than 8 bytes at `pos` (OverflowError: a length near 2^64 took it past any
+            # offset): an element's length pointed past the end, or the file or the bytes at
+            # hand end inside the next length.
+            self._past_the_end(pos, what)
+            self.pos = pos
+            self.need(8, what)
+            raise  # need() has raised; this only keeps a mistake here from passing silently
+        self._past_the_end(pos, what)
+        self.pos = pos  # the last element may end past the bytes at hand: the next read asks
+
+    def _past_the_end(self, pos: int, what: str) -> None:
+        if pos > self.size:  # an element's length pointed past the end
             raise _invalid(f"file is truncated: {what} runs past the end of the file")
-        self.pos = pos
 
 
 def read_gguf(path: str | os.PathLike[str], *, tensors: bool = True) -> GGUFInfo:
-    """Read a GGUF file's header.
-
-    With `tensors=True` every tensor info is read and the data section is checked against the
-    file size (what a load needs). With `tensors=False` reading stops at the vocabulary once the
-    catalog's keys are known (what a listing needs). OSErrors propagate: the caller knows whether
+    """Read a GGUF file's header: every metadata key (array bodies skipped, not read) and, with
+    `tensors=True`, every tensor info, with the data section checked against the file size.
+    The tensor infos give the parameter count and, for a file without general.file_type, the
+    quantization; `tensors=False` leaves them out. OSErrors propagate: the caller knows whether
     the path is missing or unreadable.
     """
     path = os.fspath(path)
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
-        if size == 0:
-            raise _invalid("the file is empty")
-        if size < _HEADER.size:
-            raise _invalid(f"the file is only {size} bytes, too short for a GGUF header")
+        if size < _HEADER.size:  # too short to map (an empty file cannot be); the parser names it
+            return parse_gguf(handle.read(), file_size=size, path=path, tensors=tensors)
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            return _parse(path, buf, size, tensors)
+            return parse_gguf(buf, file_size=size, path=path, tensors=tensors)
 
 
-def _parse(path: str, buf: mmap.mmap, size: int, tensors: bool) -> GGUFInfo:
+def parse_gguf(
+    data: mmap.mmap | bytes, *, file_size: int, path: str, tensors: bool = True
+) -> GGUFInfo:
+    """Parse the header in `data`, the first `len(data)` bytes of a GGUF file of `file_size`
+    bytes, as `read_gguf` does. Raises `NeedMoreBytes` when `data` ends before the header does
+    and the file does not; `ModelError(INVALID_MODEL)` when the file is not a valid GGUF."""
+    if file_size == 0:
+        raise _invalid("the file is empty")
+    if file_size < _HEADER.size:
+        raise _invalid(f"the file is only {file_size} bytes, too short for a GGUF header")
+    if len(data) < _HEADER.size:
+        raise NeedMoreBytes(_HEADER.size)
+    return _parse(path, data, file_size, tensors)
+
+
+def _parse(path: str, buf: mmap.mmap | bytes, size: int, tensors: bool) -> GGUFInfo:
     cur = _Cursor(buf, size)
     magic, version, tensor_count, kv_count = _HEADER.unpack_from(buf, 0)
     cur.pos = _HEADER.size
@@ -255,24 +328,15 @@ def _parse(path: str, buf: mmap.mmap, size: int, tensors: bool) -> GGUFInfo:
         raise _invalid(f"the header claims {tensor_count} tensors in a {size}-byte file")
 
     metadata: dict[str, Any] = {}
-    stopped_early = False
     for index in range(kv_count):
         key = cur.string(f"metadata key #{index}")
         value_type = cur.unpack(_U32, f"type of {key!r}")
         if key == "general.alignment" and value_type != _UINT32:
             # llama.cpp refuses any other type, a bool or a uint64 included.
             raise _invalid(f"general.alignment has value type {value_type}, not uint32 (4)")
-        if value_type == _ARRAY and not tensors and _catalog_keys_known(metadata):
-            element_type = cur.unpack(_U32, f"element type of {key!r}")
-            count = cur.unpack(_U64, f"length of {key!r}")
-            if count >= VOCAB_ARRAY:
-                metadata[key] = ArraySummary(element_type, count)
-                stopped_early = True
-                break
-            cur.pos -= 12
         metadata[key] = _read_value(cur, value_type, key)
 
-    if stopped_early or not tensors:
+    if not tensors:
         return GGUFInfo(path, size, version, tensor_count, kv_count, metadata, complete=False)
 
     alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
@@ -312,6 +376,9 @@ def _parse(path: str, buf: mmap.mmap, size: int, tensors: bool) -> GGUFInfo:
         for dim in dims:
             elements *= dim
         parameters += elements
+    guessed = None
+    if not isinstance(metadata.get("general.file_type"), int):
+        guessed = guess_file_type((name, ggml_type) for name, _dims, ggml_type, _ in infos)
     return GGUFInfo(
         path,
         size,
@@ -323,12 +390,8 @@ def _parse(path: str, buf: mmap.mmap, size: int, tensors: bool) -> GGUFInfo:
         data_offset=data_offset,
         tensor_bytes=tensor_bytes,
         parameter_count=parameters,
+        guessed_file_type=guessed,
     )
-
-
-def _catalog_keys_known(metadata: dict[str, Any]) -> bool:
-    arch = metadata.get("general.architecture")
-    return isinstance(arch, str) and f"{arch}.block_count" in metadata
 
 
 def _read_value(cur: _Cursor, value_type: int, key: str) -> Any:

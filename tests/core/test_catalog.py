@@ -14,6 +14,7 @@ from llm_desktop.core import catalog
 from llm_desktop.core.catalog import MetadataCache, ModelEntry, known_locations, model_id, scan
 from llm_desktop.core.demo import DemoSpec, size_label, write_demo_model
 from llm_desktop.core.gguf_header import read_gguf
+from tests.core.test_gguf_header import late_keys_parameters, write_late_keys_model
 
 ID_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*-[0-9a-f]{10}$")
 LOCATION_ENV = (
@@ -239,6 +240,27 @@ def test_large_vocabulary_is_counted_not_read(tmp_path: Path) -> None:
 
     assert entry.vocab_size == 150_000
     assert entry.block_count == 2 and entry.error is None
+
+
+def test_keys_after_a_long_vocabulary_reach_the_card(tmp_path: Path) -> None:
+    # As the real Gemma-3 270M Q4_K_M file: general.file_type follows the vocabulary.
+    write_late_keys_model(tmp_path / "late.gguf", layers=3)
+
+    (entry,) = list_folder(tmp_path)
+
+    assert entry.error is None
+    assert entry.quantization == "Q4_K_M"
+    assert entry.parameter_count == late_keys_parameters(3)
+    assert entry.size_label == size_label(late_keys_parameters(3))  # the header has none
+    assert entry.vocab_size == 5_000 and entry.block_count == 3
+
+
+def test_quantization_of_a_file_without_a_file_type_is_guessed(tmp_path: Path) -> None:
+    write_late_keys_model(tmp_path / "unmarked.gguf", file_type=None)
+
+    (entry,) = list_folder(tmp_path)
+
+    assert entry.quantization == "Q4_K_M (guessed)"  # llama.cpp's guess, and its words
 
 
 def test_lmstudio_folders_are_found(isolated_home: Path, template_model: Path) -> None:
@@ -533,6 +555,27 @@ def test_malformed_cache_record_is_read_again(
     (entry,) = list_folder(tmp_path, cache=MetadataCache(cache_path))
 
     assert entry.block_count == 2 and len(counted_reads) == 1
+
+
+def test_header_cached_by_the_reader_that_stopped_at_the_vocabulary_is_read_again(
+    tmp_path: Path, counted_reads: list[str]
+) -> None:
+    model = write_late_keys_model(tmp_path / "models" / "late.gguf")
+    stat = model.stat()
+    cache_path = tmp_path / "cache.json"
+    # What the earlier reader stored for this file: no parameter count, no quantization.
+    stale = catalog.summarize_header(read_gguf(model))
+    stale.update(quantization="unknown", parameter_count=None, size_label=None)
+    record = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "header": stale}
+    cache_path.write_text(json.dumps({"version": 1, "entries": {str(model): record}}))
+
+    (entry,) = list_folder(tmp_path / "models", cache=MetadataCache(cache_path))
+
+    assert entry.quantization == "Q4_K_M" and entry.parameter_count == late_keys_parameters(2)
+    assert counted_reads == [str(model)]
+    counted_reads.clear()
+    assert list_folder(tmp_path / "models", cache=MetadataCache(cache_path)) == [entry]
+    assert counted_reads == []  # what it stored instead is used
 
 
 def test_cache_forgets_deleted_files(tmp_path: Path, template_model: Path) -> None:

@@ -1,5 +1,6 @@
-"""The GGUF header reader on a valid model, a large vocabulary, a corrupted-file corpus, random
-mutations and paths that are not regular files."""
+"""The GGUF header reader on a valid model, a large vocabulary, keys after the vocabulary, a
+quantization guessed from the tensors, a corrupted-file corpus, random mutations, prefixes of a
+file and paths that are not regular files."""
 
 from __future__ import annotations
 
@@ -9,14 +10,23 @@ import tracemalloc
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
-from gguf import GGUFReader
+from gguf import GGMLQuantizationType, GGUFReader, GGUFWriter, LlamaFileType
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llm_desktop.core.demo import DemoSpec, write_demo_model
 from llm_desktop.core.events import ErrorKind, ModelError
-from llm_desktop.core.gguf_header import VOCAB_ARRAY, read_gguf
+from llm_desktop.core.ggml_types import FILE_TYPE_GUESSED, GUESSED_FILE_TYPES, QUANT_SIZES
+from llm_desktop.core.gguf_header import (
+    GGUFInfo,
+    NeedMoreBytes,
+    guess_file_type,
+    parse_gguf,
+    quantization_name,
+    read_gguf,
+)
 from tests.helpers.corpus import (
     CATEGORY_COUNTS,
     CORPUS_SIZE,
@@ -24,6 +34,7 @@ from tests.helpers.corpus import (
     CorruptCase,
     build_corpus,
     build_filesystem_cases,
+    patch,
     walk_layout,
     with_alignment,
 )
@@ -110,41 +121,165 @@ def test_valid_model_full_read(valid_model: Path) -> None:
     assert info.data_offset + info.tensor_bytes == info.file_size
 
 
-def test_valid_model_summary_read(valid_model: Path) -> None:
+def test_valid_model_keys_only_read(valid_model: Path) -> None:
     full = read_gguf(valid_model)
-    summary = read_gguf(valid_model, tensors=False)
+    keys_only = read_gguf(valid_model, tensors=False)
 
-    assert not summary.complete
-    assert summary.data_offset is None
-    assert summary.tensor_bytes is None
-    assert summary.parameter_count is None
-    assert summary.tensor_count == full.tensor_count
-    # A 259-token vocabulary is below VOCAB_ARRAY: the summary reads every entry.
-    assert summary.metadata == full.metadata
-    assert summary.vocab_size == DemoSpec().vocab
-    assert summary.block_count == 2
-    assert summary.context_length == 2048
+    assert not keys_only.complete
+    assert keys_only.data_offset is None
+    assert keys_only.tensor_bytes is None
+    assert keys_only.parameter_count is None
+    assert keys_only.tensor_count == full.tensor_count
+    assert keys_only.metadata == full.metadata
+    assert keys_only.vocab_size == DemoSpec().vocab
+    assert keys_only.block_count == 2
+    assert keys_only.context_length == 2048
 
 
-def test_summary_of_large_vocabulary_stops_at_the_vocabulary(tmp_path: Path) -> None:
+def test_large_vocabulary_is_skipped_and_every_key_after_it_read(tmp_path: Path) -> None:
     spec = DemoSpec(vocab=150_000)
     path = write_demo_model(tmp_path / "big-vocab.gguf", spec)
 
-    summary = read_gguf(path, tensors=False)
-    assert not summary.complete
-    assert summary.vocab_size == 150_000 > VOCAB_ARRAY
-    assert summary.block_count == spec.layer_count()
-    assert summary.context_length == spec.context_length
-    assert summary.architecture == "llama"
-    # It stopped at the token list: the scores and token types after it were never read.
-    assert "tokenizer.ggml.scores" not in summary.metadata
-    assert len(summary.metadata) < summary.kv_count
+    for info in (read_gguf(path, tensors=False), read_gguf(path)):
+        assert info.vocab_size == 150_000
+        assert info.block_count == spec.layer_count()
+        assert info.architecture == "llama"
+        # The token list is counted, not kept; the keys after it are all there.
+        assert "tokenizer.ggml.scores" in info.metadata
+        assert info.get("tokenizer.ggml.eos_token_id") == 2
+        assert len(info.metadata) == info.kv_count
 
     full = read_gguf(path)
     assert full.complete
-    assert full.vocab_size == 150_000
     assert full.parameter_count == spec.parameter_count()
     assert full.data_offset + full.tensor_bytes == full.file_size
+
+
+# --- keys after the vocabulary, quantization from the tensors -------------------------------
+
+LATE_VOCAB = 5_000  # long enough to be skipped, not kept (the real Gemma-3 270M has 262,144)
+LATE_EMBEDDING = 256  # a multiple of the K-quants' 256-element blocks
+
+
+def write_late_keys_model(
+    path: Path,
+    *,
+    file_type: int | None = LlamaFileType.MOSTLY_Q4_K_M,
+    matrix_type: GGMLQuantizationType = GGMLQuantizationType.Q4_K,
+    layers: int = 2,
+    vocab: int = LATE_VOCAB,
+    embedding: int = LATE_EMBEDDING,
+) -> Path:
+    """A model laid out as the real Gemma-3 270M Q4_K_M file is: general.file_type (left out
+    when None) and general.quantization_version come after the tokenizer's vocabulary. Weight
+    matrices are `matrix_type` (zero bytes: no reader here looks at weights), norms F32."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = GGUFWriter(path, "llama")
+    writer.add_name("late keys")
+    writer.add_context_length(2048)
+    writer.add_embedding_length(embedding)
+    writer.add_block_count(layers)
+    writer.add_feed_forward_length(embedding)
+    writer.add_head_count(4)
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list([f"t{index}" for index in range(vocab)])
+    writer.add_token_scores([0.0] * vocab)
+    writer.add_eos_token_id(2)
+    writer.add_quantization_version(2)
+    if file_type is not None:
+        writer.add_file_type(file_type)
+
+    tensors = late_keys_tensors(matrix_type, layers, vocab, embedding)
+    for name, (rows, columns), ggml_type in tensors:
+        block_size, type_size = QUANT_SIZES[ggml_type]
+        data = np.zeros((rows, columns // block_size * type_size), dtype=np.uint8)
+        writer.add_tensor(name, data, raw_dtype=GGMLQuantizationType(ggml_type))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def late_keys_tensors(
+    matrix_type: int, layers: int, vocab: int = LATE_VOCAB, embedding: int = LATE_EMBEDDING
+) -> list[tuple[str, tuple[int, int], int]]:
+    """(name, (rows, columns), ggml type) of each tensor `write_late_keys_model` writes."""
+    f32 = GGMLQuantizationType.F32
+    tensors = [
+        ("token_embd.weight", (vocab, embedding), matrix_type),
+        ("output_norm.weight", (1, embedding), f32),
+    ]
+    for layer in range(layers):
+        tensors.append((f"blk.{layer}.attn_norm.weight", (1, embedding), f32))
+        for matrix in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_up", "ffn_down"):
+            tensors.append((f"blk.{layer}.{matrix}.weight", (embedding, embedding), matrix_type))
+    return tensors
+
+
+def late_keys_parameters(layers: int) -> int:
+    return sum(rows * columns for _, (rows, columns), _ in late_keys_tensors(0, layers))
+
+
+def test_keys_after_the_vocabulary_are_read(tmp_path: Path) -> None:
+    path = write_late_keys_model(tmp_path / "late.gguf")
+    info = read_gguf(path)
+
+    keys = list(info.metadata)
+    assert keys.index("general.file_type") > keys.index("tokenizer.ggml.tokens")
+    assert info.vocab_size == LATE_VOCAB
+    assert info.file_type == LlamaFileType.MOSTLY_Q4_K_M
+    assert info.quantization == "Q4_K_M"
+    assert info.guessed_file_type is None  # the file says it; nothing is guessed
+    assert info.get("general.quantization_version") == 2
+    assert info.parameter_count == late_keys_parameters(2)
+    assert info.data_offset + info.tensor_bytes == info.file_size
+
+
+def test_a_file_without_a_file_type_gets_the_one_llama_cpp_guesses(tmp_path: Path) -> None:
+    path = write_late_keys_model(tmp_path / "unmarked.gguf", file_type=None)
+    info = read_gguf(path)
+
+    assert "general.file_type" not in info.metadata
+    # 13 Q4_K matrices against 3 F32 norms: llama.cpp says "Q4_K - Medium (guessed)".
+    assert info.guessed_file_type == LlamaFileType.MOSTLY_Q4_K_M | FILE_TYPE_GUESSED
+    assert info.file_type == info.guessed_file_type
+    assert info.quantization == "Q4_K_M (guessed)"
+    assert read_gguf(path, tensors=False).quantization == "unknown"  # no tensors, no guess
+
+
+def test_guess_follows_llama_cpps_tensor_order_on_a_tie() -> None:
+    q4_k, q6_k = GGMLQuantizationType.Q4_K, GGMLQuantizationType.Q6_K
+    # Two of each: llama.cpp walks blk.2, blk.9, then blk.10 (layer numbers, not text), so
+    # Q6_K reaches two first and keeps the lead. File order or text order would pick Q4_K.
+    tensors = [
+        ("blk.10.attn_q.weight", q4_k),
+        ("blk.10.ffn_up.weight", q4_k),
+        ("blk.2.attn_q.weight", q6_k),
+        ("blk.9.attn_q.weight", q6_k),
+    ]
+    assert guess_file_type(tensors) == LlamaFileType.MOSTLY_Q6_K | FILE_TYPE_GUESSED
+    # Names without a layer come first.
+    untied = [*tensors[2:], ("token_embd.weight", q4_k), ("output.weight", q4_k)]
+    assert guess_file_type(untied) == LlamaFileType.MOSTLY_Q4_K_M | FILE_TYPE_GUESSED
+
+
+def test_guess_of_a_type_llama_cpp_has_no_file_type_for_is_f32() -> None:
+    mxfp4 = GGMLQuantizationType.MXFP4
+    assert guess_file_type([("blk.0.ffn_up_exps.weight", mxfp4)]) == FILE_TYPE_GUESSED
+    assert guess_file_type([]) == FILE_TYPE_GUESSED  # llama.cpp starts from F32
+    assert quantization_name(FILE_TYPE_GUESSED) == "F32 (guessed)"
+
+
+def test_guessed_file_types_are_named_as_llama_cpp_names_them() -> None:
+    # llama.cpp guesses the Medium variant for a K-quant with Small/Medium/Large variants, and
+    # the file type of the same name for every other type.
+    for ggml_type, file_type in GUESSED_FILE_TYPES.items():
+        type_name = GGMLQuantizationType(ggml_type).name
+        expected = {"F32": "ALL_F32", "Q3_K": "MOSTLY_Q3_K_M", "Q4_K": "MOSTLY_Q4_K_M"}.get(
+            type_name, "MOSTLY_Q5_K_M" if type_name == "Q5_K" else f"MOSTLY_{type_name}"
+        )
+        assert LlamaFileType(file_type).name == expected, type_name
 
 
 @pytest.mark.parametrize("alignment", [32, 64, 256])
@@ -218,8 +353,8 @@ def test_corpus_unnoticed_mutations_parse_or_raise_model_error(
 
 
 def test_corpus_summary_reads_never_leak_other_exceptions(corpus: list[CorruptCase]) -> None:
-    # Summary mode stops before the tensor infos, so it may accept a file truncated there; what
-    # it rejects, it rejects with ModelError(INVALID_MODEL) and nothing else.
+    # A keys-only read stops before the tensor infos, so it may accept a file truncated there;
+    # what it rejects, it rejects with ModelError(INVALID_MODEL) and nothing else.
     problems = []
     for case in corpus:
         outcome, peak = _read(case.path, tensors=False)
@@ -285,6 +420,24 @@ def test_messages_say_what_is_wrong(corpus: list[CorruptCase], name: str, fragme
     assert fragment in message
 
 
+def test_last_token_running_past_the_end_is_named(valid_bytes: bytes, tmp_path: Path) -> None:
+    # The corpus breaks the first token's length; the last one's is checked after the skip.
+    tokens = walk_layout(valid_bytes).kv("tokenizer.ggml.tokens")
+    at = tokens.count_at + 8
+    for _ in range(tokens.count - 1):
+        at += 8 + int.from_bytes(valid_bytes[at : at + 8], "little")
+    broken = patch(valid_bytes, at, "<Q", len(valid_bytes))
+    path = tmp_path / "last-token.gguf"
+    path.write_bytes(broken)
+
+    for outcome in (_read(path)[0], parse_by_prefixes(broken, 64, double=True)[0]):
+        assert isinstance(outcome, ModelError)
+        assert str(outcome) == (
+            PREFIX
+            + "file is truncated: array 'tokenizer.ggml.tokens' runs past the end of the file"
+        )
+
+
 # --- random mutations ------------------------------------------------------------------------
 
 
@@ -323,6 +476,83 @@ def test_random_mutations_of_the_first_4kb_raise_only_model_error(
             assert isinstance(outcome, ModelError), repr(outcome)
             assert outcome.kind is ErrorKind.INVALID_MODEL
             assert str(outcome).startswith(PREFIX)
+
+
+# --- prefixes of a file (what a header read over HTTP parses) ---------------------------------
+
+
+def parse_by_prefixes(raw: bytes, first: int, *, double: bool) -> tuple[object, list[int]]:
+    """Parse `raw` the way a remote read does: from its first `first` bytes, growing the prefix
+    to what NeedMoreBytes asks for (or double, when `double`). (GGUFInfo or the exception
+    raised, the prefix lengths tried)."""
+    tried = []
+    length = first
+    while True:
+        tried.append(length)
+        try:
+            return parse_gguf(raw[:length], file_size=len(raw), path="p"), tried
+        except NeedMoreBytes as more:
+            assert length < more.end <= len(raw), (length, more.end, len(raw))
+            length = max(more.end, 2 * length) if double else more.end
+        except Exception as error:  # classified by the caller
+            return error, tried
+
+
+def _outcome(result: object) -> tuple:
+    """What two reads of one file must agree on: the error's type and message, or the header's
+    counts, sizes and keys (not the values: a flipped float may be a NaN, unequal to itself)."""
+    if isinstance(result, BaseException):
+        return (type(result), str(result))
+    assert isinstance(result, GGUFInfo)
+    return (
+        result.tensor_count,
+        result.kv_count,
+        result.parameter_count,
+        result.data_offset,
+        result.tensor_bytes,
+        result.guessed_file_type,
+        list(result.metadata),
+    )
+
+
+def test_smallest_prefixes_give_the_same_header(valid_bytes: bytes, valid_model: Path) -> None:
+    # Growing by exactly what is asked for stops inside every field of the header once.
+    info, tried = parse_by_prefixes(valid_bytes, 0, double=False)
+    full = read_gguf(valid_model)
+
+    assert _outcome(info) == _outcome(full)
+    assert info.metadata == full.metadata
+    assert info.file_size == len(valid_bytes)
+    # It never needed the weights: the last prefix ends with the tensor infos.
+    assert tried[-1] <= full.data_offset < len(valid_bytes)
+    assert len(tried) > full.kv_count + full.tensor_count
+
+
+def test_a_long_vocabulary_asks_for_more_as_it_goes(tmp_path: Path) -> None:
+    path = write_late_keys_model(tmp_path / "late.gguf")
+    raw = path.read_bytes()
+    info, tried = parse_by_prefixes(raw, 4096, double=True)
+
+    assert info.quantization == "Q4_K_M"
+    assert info.parameter_count == late_keys_parameters(2)
+    assert tried[-1] < len(raw)  # the weights were never needed
+    assert tried == sorted(tried) and len(tried) > 2
+
+
+def test_corpus_gives_the_same_outcome_from_prefixes(corpus: list[CorruptCase]) -> None:
+    """A file parsed from growing prefixes, as over HTTP, ends as a read of the whole file does:
+    the same header or the same named error."""
+    problems = []
+    for case in corpus:
+        raw = case.path.read_bytes()
+        try:
+            from_file: object = read_gguf(case.path)
+        except ModelError as error:
+            from_file = error
+        from_prefixes, _ = parse_by_prefixes(raw, 64, double=True)
+        if _outcome(from_prefixes) != _outcome(from_file):
+            problems.append(f"{case.name}: {from_prefixes!r} != {from_file!r}")
+    assert problems == []
 
 
 # --- paths that are not regular files ---------------------------------------------------------
