@@ -30,6 +30,7 @@ from llm_desktop.core.events import (
     stage_pct,
 )
 from llm_desktop.core.gguf_header import read_gguf
+from llm_desktop.core.host.client import HostMessage, HostProcess
 from llm_desktop.core.host.quantize_log import (
     QUANTIZE_TYPES,
     classify_quantize_failure,
@@ -377,6 +378,35 @@ def test_a_file_renamed_before_cancel_or_a_crash_is_kept_and_reported_complete(
     assert final.stage is Stage.COMPLETE, final
     assert final.result_path == str(out) and read_gguf(out).quantization == "Q8_0"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out-Q8_0.gguf", "whole.gguf"]
+
+
+def test_a_host_whose_app_is_gone_stops_quantizing_and_removes_its_part(slow_model, tmp_path):
+    """The app died mid-way (its end of the pipes closes): nobody waits for the file, so the
+    host does not finish it in the background."""
+    out = tmp_path / "orphan.gguf"
+    host = HostProcess()
+    try:
+        assert host.send(
+            {
+                "op": "quantize",
+                "path": str(slow_model),
+                "out": str(out),
+                "type": "Q4_K_M",
+                "threads": 1,
+            }
+        )
+        while True:
+            item = host.inbox.get(timeout=60)
+            assert isinstance(item, HostMessage), item
+            if item.data["t"] == "quantize_progress":
+                break
+        assert Path(partial_path(str(out))).exists()
+        host.process.stdin.close()
+        assert host.process.wait(timeout=30) == 0
+    finally:
+        host.kill()
+        host.reap()
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- refused before a host starts --------------------------------------------------------------

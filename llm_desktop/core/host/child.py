@@ -48,6 +48,8 @@ class HostChannel:
         self._out = os.fdopen(os.dup(1), "wb", buffering=0)
         os.dup2(2, 1)
         self._lock = threading.Lock()
+        # Called (from any thread) just before the host exits because the app is gone.
+        self.on_app_gone: Callable[[], None] | None = None
 
     def send(self, message: dict[str, Any]) -> None:
         data = protocol.encode(message)
@@ -55,7 +57,14 @@ class HostChannel:
             try:
                 self._out.write(data)
             except (BrokenPipeError, OSError):
-                os._exit(0)  # the app is gone; nobody is left to report to
+                self.app_gone()
+
+    def app_gone(self) -> None:
+        """The app is gone; nobody is left to report to, or to wait for what this host makes."""
+        if self.on_app_gone is not None:
+            with contextlib.suppress(BaseException):
+                self.on_app_gone()
+        os._exit(0)
 
 
 class LogRelay:
@@ -313,6 +322,7 @@ class ModelHost:
         self.cancel = threading.Event()
         self.stop_generation = threading.Event()
         self.llm: Any = None
+        self.quantizing: str | None = None  # the partial file being written, while quantizing
 
     def read_commands(self) -> None:
         """Reader thread: flags take effect at once, even while the main thread is inside C."""
@@ -328,6 +338,9 @@ class ModelHost:
             self.commands.put(command)
         self.cancel.set()
         self.stop_generation.set()
+        if self.quantizing is not None:
+            # llama.cpp's quantizer cannot be stopped and nobody waits for its file.
+            self.channel.app_gone()
         self.commands.put({"op": "exit"})
 
     def serve(self) -> None:
@@ -348,7 +361,11 @@ class ModelHost:
             elif op == "generate" and self.llm is not None:
                 self.generate(command)
             elif op == "quantize" and self.llm is None:
-                self.quantize(command)
+                try:
+                    self.quantize(command)
+                finally:
+                    self.quantizing = None
+                    self.channel.on_app_gone = None
 
     def load(self, command: dict[str, Any]) -> bool:
         from llama_cpp import llama as llama_module
@@ -509,7 +526,13 @@ class ModelHost:
                 # The last tensor is converted: what is left is writing it and the header.
                 self.channel.send({"t": "stage", "stage": "finalizing"})
 
+        def remove_part() -> None:
+            with contextlib.suppress(OSError):
+                os.remove(part)
+
         self.log.watcher = watch
+        self.quantizing = part
+        self.channel.on_app_gone = remove_part
         try:
             status = bindings.llama_model_quantize(
                 str(command["path"]).encode(), part.encode(), ctypes.byref(params)
@@ -525,8 +548,7 @@ class ModelHost:
             info = quantize_log.classify_quantize_failure(
                 lines, out=out, free_bytes=free, writable=os.access(folder, os.W_OK)
             )
-            with contextlib.suppress(OSError):
-                os.remove(part)
+            remove_part()
             self.channel.send({"t": "error", **info.to_dict()})
             return
         try:
@@ -538,8 +560,7 @@ class ModelHost:
             _fsync_folder(os.path.dirname(os.path.abspath(out)))
             size = os.path.getsize(out)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.remove(part)
+            remove_part()
             kind = "disk_full" if exc.errno == errno.ENOSPC else "permission_denied"
             self.channel.send(
                 {
