@@ -160,6 +160,22 @@ def test_default_output_path_replaces_a_quantization_suffix():
     assert default_output_path("/m/F16.gguf", "Q8_0") == Path("/m/F16-Q8_0.gguf")
 
 
+def test_progress_and_eta_weigh_tensors_by_their_bytes(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(quantize.time, "monotonic", lambda: clock[0])
+    progress = quantize._Progress(total=1000, count=2)
+    clock[0] = 101.0
+    progress.tensor_done(1, 2, 100)  # one tensor of two, but a tenth of the bytes, in 1 s
+    assert progress.fraction == 0.1
+    fields = progress.fields()
+    assert (fields["bytes_done"], fields["bytes_total"], fields["rate_bps"]) == (100, 1000, 100.0)
+    assert fields["eta_s"] == 9.0 and fields["elapsed_s"] == 1.0
+    clock[0] = 104.0  # the big tensor has run 3 s: the estimate counts down
+    assert progress.fields()["eta_s"] == 6.0
+    clock[0] = 120.0  # longer than estimated: never a negative time left
+    assert progress.fields()["eta_s"] == 0.0
+
+
 # -- real quantizations ------------------------------------------------------------------------
 
 
