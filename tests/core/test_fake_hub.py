@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download
+from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, snapshot_download
 from huggingface_hub.constants import DOWNLOAD_CHUNK_SIZE
 from huggingface_hub.errors import (
     GatedRepoError,
@@ -213,7 +213,10 @@ def test_gated_repo_needs_the_token_and_the_cdn_gets_no_authorization(
     with pytest.raises(GatedRepoError):
         download(hub, GATED, "Gated-Q4_K_M.gguf", tmp_path / "cache")
 
+    with pytest.raises(GatedRepoError):
+        api.auth_check(GATED)
     owner = HfApi(endpoint=hub.endpoint, token=hub.token)
+    owner.auth_check(GATED)
     assert owner.model_info(GATED).gated == "manual"
     path = download(hub, GATED, "Gated-Q4_K_M.gguf", tmp_path / "cache", token=hub.token)
     assert path.read_bytes() == PAYLOAD
@@ -236,6 +239,23 @@ def test_a_wrong_token_is_refused_even_on_a_public_repo(hub: FakeHub):
     assert raised.value.response.status_code == 401
     assert not isinstance(raised.value, RepositoryNotFoundError)
     assert "Invalid credentials" in str(raised.value)
+
+
+def test_snapshot_download_fetches_a_whole_repo(hub: FakeHub, tmp_path: Path):
+    folder = snapshot_download(
+        TINY,
+        endpoint=hub.endpoint,
+        cache_dir=tmp_path / "cache",
+        token=False,
+        tqdm_class=SilentProgress,
+        max_workers=1,
+    )
+    assert sorted(path.name for path in Path(folder).iterdir()) == [
+        "README.md",
+        MODEL,
+        "payload.gguf",
+    ]
+    assert (Path(folder) / "payload.gguf").read_bytes() == PAYLOAD
 
 
 def test_a_missing_file_is_entry_not_found(hub: FakeHub, tmp_path: Path):

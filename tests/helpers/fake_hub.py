@@ -13,7 +13,7 @@ The real `huggingface_hub` client (2.4) talks to it as it talks to huggingface.c
   `architecture` and `context_length` when the first GGUF file's header reads.
 - `GET /api/models/{repo}/tree/{rev}[/{path}]` (`recursive`, `expand`) and
   `POST /api/models/{repo}/paths-info/{rev}` (form fields `paths`, `expand`).
-- `GET /api/whoami-v2`.
+- `GET /api/models/{repo}/auth-check` (what `HfApi.auth_check` asks) and `GET /api/whoami-v2`.
 - `HEAD`/`GET /{repo}/resolve/{rev}/{path}`: a GGUF file (or any file of 10 MiB or more) is an
   LFS file and answers 302 with `X-Repo-Commit`, `X-Linked-Etag: "<sha256>"`, `X-Linked-Size`
   and a signed `Location` on the CDN; a small file is served right there, its ETag its git oid.
@@ -72,6 +72,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from llm_desktop.core.demo import spec_for_size, write_demo_model
+from llm_desktop.core.events import ModelError
+from llm_desktop.core.gguf_header import read_gguf
 
 DEFAULT_TOKEN = "hf_test_token"
 # Reads and sends of 1 MiB serve a 1 GB file over loopback at GB/s, as fast as os.sendfile here.
@@ -335,6 +339,7 @@ class FakeHub:
     def start(self) -> FakeHub:
         if self._servers:
             return self
+        self._stopping.clear()
         self.root.mkdir(parents=True, exist_ok=True)
         hub_server = _Server(self, "hub", self.port)
         cdn_server = _Server(self, "cdn", 0)
@@ -436,6 +441,8 @@ class FakeHub:
     # -- faults and counters ------------------------------------------------------------------
 
     def inject(self, filename: str, fault: Fault) -> None:
+        """Arm `fault` for GETs of `filename`: a path in a repo (in any repo that has it) or a
+        plain file's name."""
         with self._lock:
             self._faults.setdefault(filename, []).append(_ArmedFault(fault, fault.times))
 
@@ -448,7 +455,7 @@ class FakeHub:
             return self._served.get(filename, 0)
 
     def take_faults(self, filename: str) -> list[Fault]:
-        """The faults that act on this GET, each one use fewer left."""
+        """The faults that act on this GET; each has one use fewer left."""
         with self._lock:
             armed = [a for a in self._faults.get(filename, []) if a.remaining != 0]
             statuses = [a for a in armed if isinstance(a.fault, Status)]
@@ -541,9 +548,6 @@ class FakeHub:
 def gguf_summary(files: dict[str, RepoEntry]) -> dict[str, Any] | None:
     """The hub's `gguf` field from the first GGUF file's header (all parts of a split model);
     None when there is none or it does not read."""
-    from llm_desktop.core.events import ModelError
-    from llm_desktop.core.gguf_header import read_gguf
-
     names = sorted(name for name in files if name.endswith(".gguf"))
     if not names:
         return None
@@ -814,6 +818,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._tree(self._commit(repo, rest[1]), "/".join(rest[2:]))
         if len(rest) == 2 and rest[0] == "paths-info" and method == "POST":
             return self._paths_info(self._commit(repo, rest[1]))
+        if rest == ["auth-check"] and method == "GET":
+            return self._send_json(200, {})  # `_open_repo` has already refused a stranger
         raise HubError(404, None, f"fake hub: no route for {method} {self.path}")
 
     def _model_info(self, repo: Repo, commit: Commit) -> None:
@@ -1091,8 +1097,6 @@ def add_demo_repos(hub: FakeHub, folder: Path) -> list[str]:
 
     Every file is an F32 model whatever its name says (`DemoSpec` has no quantization), sized so
     that the 'Q4' file is the smallest: enough for a list, a progress bar and a load."""
-    from llm_desktop.core.demo import spec_for_size, write_demo_model
-
     folder.mkdir(parents=True, exist_ok=True)
     tiny = {
         "Tiny-Demo-Q4_K_M.gguf": spec_for_size(12, seed=11, name="Tiny Demo"),
