@@ -386,7 +386,9 @@ class DownloadJob:
 
     def _download_all(self) -> None:
         plan = self._plan()
-        pending = [file for file in plan.files if not os.path.exists(file.final)]
+        # Files with the same content share one blob in the hub cache: fetched once.
+        unique = {file.partial: file for file in plan.files}.values()
+        pending = [file for file in unique if not os.path.exists(file.final)]
         with self._progress.lock:
             self._progress.done = sum(
                 (file.size or 0) if os.path.exists(file.final) else self._resumable(file)
@@ -506,10 +508,10 @@ class DownloadJob:
             )
 
     def _verify_all(self) -> None:
-        plan = self._plan()
-        total = sum(file.size or 0 for file in plan.files if not os.path.exists(file.final))
+        unique = list({file.partial: file for file in self._plan().files}.values())
+        total = sum(file.size or 0 for file in unique if not os.path.exists(file.final))
         hashed = 0
-        for file in plan.files:
+        for file in unique:
             if os.path.exists(file.final):
                 continue
             if file.sha256:

@@ -181,8 +181,12 @@ def fetch(
         remove_partial(partial)
     elif have < partial_size(partial):
         os.truncate(partial, have)
-    etag, size = source.etag, source.size
-    if have == 0 or read_sidecar(partial) is None:
+    # A direct link's version is learnt from its first answer and kept in the sidecar: it is
+    # what `If-Range` must name for the server to resume rather than splice two versions.
+    kept = read_sidecar(partial) if have else None
+    etag = source.etag or (kept.etag if kept else None)
+    size = source.size if source.size is not None else (kept.size if kept else None)
+    if have == 0 or kept is None:
         write_sidecar(partial, PartialState(source.url, etag, size))
     failures = 0
     while True:
@@ -268,12 +272,13 @@ def _attempt(
             _start, total = _content_range(response.getheader("Content-Range"), have)
         elif length is not None:
             total = int(length)
-        if (etag and served_etag and served_etag != etag and status == 206) or (
+        changed = (etag and served_etag and served_etag != etag) or (
             size is not None and total is not None and total != size
-        ):
+        )
+        if status == 206 and changed:
+            # Resumed, but from another version of the file: never splice two versions.
             on_restart(have, "the file changed on the server")
             remove_partial(partial)
-            write_sidecar(partial, PartialState(source.url, served_etag, total))
             raise RetryableError("the file changed on the server; starting over")
         if have == 0:
             write_sidecar(partial, PartialState(source.url, served_etag, total))
@@ -294,25 +299,26 @@ def _receive(
     control: TransferControl,
     on_bytes: Callable[[int], None],
 ) -> None:
-    buffer = bytearray(CHUNK_BYTES)
-    view = memoryview(buffer)
     with open(partial, "r+b" if have else "wb") as out:
         out.seek(have)
         out.truncate()
         while True:
             try:
-                n = response.readinto(view)
+                # One socket read at a time: a read that fills a whole buffer would lose what
+                # it gathered when the stall timeout strikes, and those bytes would be fetched
+                # twice.
+                chunk = response.read1(CHUNK_BYTES)
             except TimeoutError as exc:
                 control.check()
                 raise RetryableError("no data arrived for too long (stalled)") from exc
             except (OSError, http.client.HTTPException) as exc:
                 control.check()
                 raise RetryableError(f"the connection broke ({exc or type(exc).__name__})") from exc
-            if not n:
+            if not chunk:
                 control.check()
                 return
             try:
-                out.write(view[:n])
+                out.write(chunk)
             except OSError as exc:
                 if exc.errno == errno.ENOSPC:
                     out.flush()
@@ -322,7 +328,7 @@ def _receive(
                         "the bytes so far are kept: free some space and resume",
                     ) from exc
                 raise
-            on_bytes(n)
+            on_bytes(len(chunk))
             control.check()
 
 
