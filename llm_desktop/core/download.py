@@ -775,6 +775,18 @@ class DownloadManager:
         job = self.job(key)
         return job is not None and job.cancel(keep_partial)
 
+    def forget(self, key: str) -> bool:
+        """Delete a stopped download's kept bytes and take it off the restart list."""
+        job = self.job(key)
+        if job is None or not job.finished:
+            return False
+        for file in job.plan.files if job.plan else ():
+            remove_partial(file.partial)
+        with self._lock:
+            self._jobs.pop(key, None)
+        self._forget(key)
+        return True
+
     def resume_pending(self) -> list[DownloadJob]:
         """The downloads an earlier run left unfinished: running ones resume, paused ones
         come back paused."""
