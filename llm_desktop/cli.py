@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -104,6 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--stall-timeout", type=float, default=20.0, help="seconds without data before resuming"
     )
     pull.set_defaults(handler=command_pull)
+
+    quantize = commands.add_parser(
+        "quantize", help="convert a model to another type with llama.cpp's quantizer"
+    )
+    quantize.add_argument("path", help="a GGUF model of F32, F16 or BF16 weights")
+    quantize.add_argument("type", help="Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q4_0, … (any case)")
+    quantize.add_argument("--out", help="the new file (default: NAME-TYPE.gguf beside PATH)")
+    quantize.add_argument("--json", action="store_true", help="one event per line; last: outcome")
+    quantize.set_defaults(handler=command_quantize)
 
     demo = commands.add_parser("demo-model", help="write a small valid GGUF with random weights")
     demo.add_argument("path")
@@ -372,13 +382,32 @@ def command_pull(args: argparse.Namespace) -> int:
     with bus.stream(spec.key) as stream:
         job.start()
         final = _follow(lambda: job.cancel(keep_partial=True), stream, render)
+    kept = final is not None and final.stage is Stage.CANCELLED and final.bytes_done
+    if kept and not args.json:
+        print("Run the same command again to resume.", file=sys.stderr)
+    return _exit_code(final, args.json)
+
+
+def command_quantize(args: argparse.Namespace) -> int:
+    from llm_desktop.core.bus import EventBus
+    from llm_desktop.core.quantize import QuantizeJob
+
+    bus = EventBus()
+    job = QuantizeJob(bus, args.path, args.type, args.out)
+    render = ViewRenderer(transfer_presentation, args.json, sys.stdout if args.json else sys.stderr)
+    with bus.stream(job.key) as stream:
+        job.start()
+        final = _follow(lambda: threading.Thread(target=job.cancel).start(), stream, render)
+    return _exit_code(final, args.json)
+
+
+def _exit_code(final: ProgressEvent | None, as_json: bool) -> int:
+    """0 with the new file's path printed, 130 when cancelled, 1 when it failed."""
     if final is not None and final.stage is Stage.COMPLETE:
-        if not args.json:
+        if not as_json:
             print(final.result_path)
         return 0
     if final is not None and final.stage is Stage.CANCELLED:
-        if final.bytes_done and not args.json:
-            print("Run the same command again to resume.", file=sys.stderr)
         return EXIT_CANCELLED
     return EXIT_FAILED
 
