@@ -47,6 +47,7 @@ from llm_desktop.core.events import (
 )
 from llm_desktop.core.fit import format_bytes
 from llm_desktop.core.gguf_header import read_gguf
+from llm_desktop.core.model_locations import hub_cache_dir
 from llm_desktop.core.transfer import (
     DEFAULT_POLICY,
     RemoteSource,
@@ -141,13 +142,6 @@ class DownloadPlan:
             data.get("ref_file"),
             data.get("commit"),
         )
-
-
-def hub_cache_dir() -> Path:
-    """Where huggingface_hub keeps downloads (HF_HUB_CACHE, HF_HOME, XDG rules: its own)."""
-    from huggingface_hub import constants
-
-    return Path(os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE)
 
 
 def plan_hub(spec: DownloadSpec) -> DownloadPlan:

@@ -35,21 +35,26 @@ def known_locations() -> list[tuple[str, Path]]:
     locations = [
         (SOURCE_LMSTUDIO, home / ".lmstudio" / "models"),
         (SOURCE_LMSTUDIO, home / ".cache" / "lm-studio" / "models"),
-        (SOURCE_HUGGINGFACE, _huggingface_hub_cache(home)),
+        (SOURCE_HUGGINGFACE, hub_cache_dir()),
         (SOURCE_OLLAMA, _env_path("OLLAMA_MODELS") or home / ".ollama" / "models"),
     ]
     return [(source, folder) for source, folder in locations if _is_dir(folder)]
 
 
-def _huggingface_hub_cache(home: Path) -> Path:
-    # The order huggingface_hub itself resolves its cache in.
+def hub_cache_dir() -> Path:
+    """Where huggingface_hub keeps its downloads, read from the environment as it is now.
+
+    huggingface_hub resolves this once, when it is imported (`constants.HF_HUB_CACHE`); the app
+    reads it at each scan so a changed environment counts. The rules are huggingface_hub's,
+    and `tests/core/test_model_locations.py` checks they agree with its constants for every
+    variable it reads, in fresh processes."""
     explicit = _env_path("HF_HUB_CACHE") or _env_path("HUGGINGFACE_HUB_CACHE")
     if explicit:
         return explicit
     hf_home = _env_path("HF_HOME")
     if hf_home:
         return hf_home / "hub"
-    cache_home = _env_path("XDG_CACHE_HOME") or home / ".cache"
+    cache_home = _env_path("XDG_CACHE_HOME") or Path.home() / ".cache"
     return cache_home / "huggingface" / "hub"
 
 
