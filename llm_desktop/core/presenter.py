@@ -116,6 +116,7 @@ class ActionId(StrEnum):
     RESUME = "resume"
     DISCARD = "discard"  # cancel and delete the partial file
     DISMISS = "dismiss"  # take a finished transfer off the list
+    QUANTIZE = "quantize"  # write a smaller copy of a model (the desktop card's menu)
 
 
 RETRY = "Retry"
@@ -256,6 +257,25 @@ def fit_badge(verdict: FitVerdict | None) -> FitBadge | None:
     else:
         text = FIT_LABELS.get(verdict.verdict, verdict.verdict)
     return FitBadge(verdict.verdict, text, verdict.summary, f"Memory fit: {text}")
+
+
+# Weights llama.cpp quantizes from (the catalog's quantization, "F32 (guessed)" included).
+QUANTIZABLE = frozenset({"F32", "F16", "BF16"})
+
+
+def quantize_action(entry: ModelEntry, title: str | None = None) -> Action | None:
+    """ "Quantize to…" for a readable model of F32, F16 or BF16 weights; None for any other
+    (already quantized, unreadable). Not one of the card's `actions`: the desktop card offers it
+    in its menu, with the types to choose from."""
+    if entry.error is not None or entry.quantization.split(" ")[0].upper() not in QUANTIZABLE:
+        return None
+    title = title or entry.display_name
+    return Action(
+        ActionId.QUANTIZE,
+        "Quantize to…",
+        f"Quantize {title}",
+        "Write a smaller copy of this model in another quantization",
+    )
 
 
 # -- the card ------------------------------------------------------------------------------------
