@@ -70,6 +70,7 @@ STALL_SHOWN_AFTER_S = 1.5  # a pause in the bytes this long is worth telling
 PARALLEL_FILES = 4  # parts of a split model fetched at once
 DISK_MARGIN_BYTES = 64 * 1024 * 1024  # room left free for everything else on the disk
 HASH_CHUNK_BYTES = 4 * 1024 * 1024
+LOCK_SUFFIX = ".lock"
 # Failures after which the partial bytes are still worth keeping for a later resume.
 RESUMABLE_ERRORS = frozenset({ErrorKind.NETWORK, ErrorKind.DISK_FULL, ErrorKind.RATE_LIMITED})
 
@@ -389,6 +390,10 @@ class DownloadJob:
                 for file in plan.files
             )
         self._check_space(pending)
+        with _exclusive(pending):
+            self._fetch_pending(pending)
+
+    def _fetch_pending(self, pending: list[PlannedFile]) -> None:
         while pending:
             if self._paused.is_set():
                 self._wait_while_paused()
@@ -680,6 +685,38 @@ class DownloadJob:
 
 class _Cancelled(Exception):
     pass
+
+
+@contextlib.contextmanager
+def _exclusive(files: list[PlannedFile]):
+    """Hold a lock on each partial file's bytes: two downloads of one file (the app and a
+    `pull` in a terminal, or two names for the same file) must never write the same partial."""
+    try:
+        import fcntl
+    except ImportError:  # no flock on this platform: nothing to hold
+        yield
+        return
+    held = []
+    try:
+        for file in files:
+            os.makedirs(os.path.dirname(file.partial), exist_ok=True)
+            handle = open(file.partial + LOCK_SUFFIX, "a")  # noqa: SIM115 - closed below
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()  # the holder's lock file stays: it is theirs to remove
+                raise ModelError(
+                    ErrorKind.IN_USE,
+                    f"{os.path.basename(file.visible_path)} is being downloaded already "
+                    "(by this app or another llm-desktop); that download will finish it",
+                ) from None
+            held.append(handle)
+        yield
+    finally:
+        for handle in held:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(handle.name)  # removed while still locked: no one can take it between
+            handle.close()
 
 
 def free_bytes(folder: str) -> int:

@@ -102,6 +102,7 @@ class ErrorKind(StrEnum):
     DISK_FULL = "disk_full"
     CHECKSUM_MISMATCH = "checksum_mismatch"
     TOO_LARGE = "too_large"  # an upload over the server's size limit
+    IN_USE = "in_use"  # another transfer is writing the same file
 
 
 class ModelState(StrEnum):
@@ -246,5 +247,6 @@ ERROR_MESSAGES: dict[ErrorKind, str] = {
     ErrorKind.DISK_FULL: "Not enough disk space",
     ErrorKind.CHECKSUM_MISMATCH: "The file's checksum does not match",
     ErrorKind.TOO_LARGE: "The file is larger than the limit",
+    ErrorKind.IN_USE: "The file is being written by another transfer",
 }
 GPU_OOM_MESSAGE = "OOM on GPU - Model too large"

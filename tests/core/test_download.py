@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -215,7 +216,7 @@ def test_cancel_keeps_or_deletes_the_partial_file(hub, tmp_path, model_file):
 
     # Run again: it resumes from the kept bytes, asking only for the rest.
     hub.clear_faults()
-    requests_before = len(hub.requests)
+    requests_before = answered(hub, cdn_gets=1)
     events = run(DownloadSpec(REPO))
     assert events[-1].stage is Stage.COMPLETE
     assert byte_requests(hub, since=requests_before) == [f"bytes={final.bytes_done}-"]
@@ -329,7 +330,7 @@ def test_a_restarted_manager_resumes_unfinished_downloads(hub, tmp_path, model_f
     assert kept > 0
 
     hub.clear_faults()
-    requests_before = len(hub.requests)
+    requests_before = answered(hub, cdn_gets=1)
     second_bus = EventBus()
     second = DownloadManager(second_bus, state, policy=FAST)
     with second_bus.stream() as stream:
@@ -342,6 +343,16 @@ def test_a_restarted_manager_resumes_unfinished_downloads(hub, tmp_path, model_f
     assert DownloadManager(EventBus(), state).resume_pending() == []
 
 
+def answered(hub: FakeHub, cdn_gets: int) -> int:
+    """How many requests the hub has recorded, once it has recorded `cdn_gets` byte requests
+    (it records a request when it is done with it, which for a connection cut by a cancel can
+    be a moment after the client let go)."""
+    deadline = time.monotonic() + 30
+    while len(byte_requests(hub, since=0)) < cdn_gets and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return len(hub.requests)
+
+
 def byte_requests(hub: FakeHub, since: int) -> list[str | None]:
     """The Range of each request for the file's bytes (the CDN's) made after `since`."""
     return [r.range for r in hub.requests[since:] if r.method == "GET" and "/cdn/" in r.path]
@@ -349,3 +360,22 @@ def byte_requests(hub: FakeHub, since: int) -> list[str | None]:
 
 def hub_sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_two_downloads_of_one_file_never_write_the_same_partial(hub, model_file):
+    hub.inject(FILE, Throttle(1_500_000))
+    bus = EventBus()
+    first = DownloadJob(DownloadSpec(REPO), bus, policy=FAST)
+    with bus.stream(first.key) as stream:
+        first.start()
+        for event in stream.until_terminal(timeout=60):
+            if event.stage is Stage.DOWNLOADING:
+                break
+        # The same file under another name (its quantization), while the first is writing.
+        second = run(DownloadSpec(f"{REPO}:Q8_0"))
+        assert second[-1].error.kind is ErrorKind.IN_USE
+        hub.clear_faults()
+        events = list(stream.until_terminal(timeout=60))
+    assert events[-1].stage is Stage.COMPLETE
+    assert hub_sha(Path(events[-1].result_path)) == hub.sha256(REPO, FILE)
+    assert not list(Path(events[-1].result_path).parents[2].rglob("*.lock"))
