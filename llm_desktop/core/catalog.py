@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_desktop.core.catalog_cache import (
+    HEADER_FIELDS,
     HEADER_INT_FIELDS,
     HEADER_OPTIONAL_STR_FIELDS,
     MetadataCache,
@@ -54,6 +55,7 @@ __all__ = [
     "MetadataCache",
     "ModelEntry",
     "default_models_dir",
+    "entry_from_header",
     "known_locations",
     "model_id",
     "scan",
@@ -62,6 +64,9 @@ __all__ = [
 ]
 
 DISPLAY_NAME_MAX_CHARS = 200
+# The header's fields an entry carries as they are; the name becomes the display name, and the
+# error is the entry's own (a missing part is one too).
+_ENTRY_HEADER_FIELDS = tuple(name for name in HEADER_FIELDS if name not in ("name", "error"))
 
 
 @dataclass(frozen=True)
@@ -143,26 +148,42 @@ def scan(
 def _entry(model: GroupedModel, cache: MetadataCache | None) -> ModelEntry:
     header = _header(model.first, cache) if model.first is not None else _failed_header(None)
     error = _missing_parts_message(model.missing_parts, model.part_count) or header["error"]
-    return ModelEntry(
+    return entry_from_header(
+        header,
         id=model_id_for(model.path, model.real_path),
         path=model.path,
         parts=tuple(part.path for part in model.parts),
         source=model.source,
         display_name=_display_name(model, header["name"]),
-        architecture=header["architecture"],
-        size_label=header["size_label"],
-        parameter_count=header["parameter_count"],
-        quantization=header["quantization"],
-        context_length=header["context_length"],
-        block_count=header["block_count"],
-        embedding_length=header["embedding_length"],
-        head_count=header["head_count"],
-        head_count_kv=header["head_count_kv"],
-        key_length=header["key_length"],
-        value_length=header["value_length"],
-        vocab_size=header["vocab_size"],
         file_size=sum(part.size for part in model.parts),
         mtime=max(part.mtime_ns for part in model.parts) / 1e9,
+        error=error,
+    )
+
+
+def entry_from_header(
+    header: dict[str, Any],
+    *,
+    id: str,
+    path: str,
+    parts: tuple[str, ...],
+    source: str,
+    display_name: str,
+    file_size: int,
+    mtime: float,
+    error: str | None = None,
+) -> ModelEntry:
+    """An entry from `summarize_header`'s fields and where the model is: the catalog's for a
+    file on this machine, `gguf_remote`'s for one read over HTTP."""
+    return ModelEntry(
+        id=id,
+        path=path,
+        parts=parts,
+        source=source,
+        display_name=display_name,
+        **{name: header[name] for name in _ENTRY_HEADER_FIELDS},
+        file_size=file_size,
+        mtime=mtime,
         error=error,
     )
 

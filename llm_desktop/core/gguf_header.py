@@ -235,7 +235,7 @@ class _Cursor:
     def __init__(self, buf: mmap.mmap | bytes, size: int):
         self.buf = buf
         self.size = size
-        self.available = len(buf)
+        self.available = min(len(buf), size)
         self.pos = 0
 
     def need(self, n: int, what: str, *args: Any) -> None:

@@ -539,6 +539,20 @@ def test_a_long_vocabulary_asks_for_more_as_it_goes(tmp_path: Path) -> None:
     assert tried == sorted(tried) and len(tried) > 2
 
 
+def test_bytes_past_the_file_size_are_never_read(valid_bytes: bytes) -> None:
+    # A caller holding more bytes than it says the file has gets the file it says.
+    layout = walk_layout(valid_bytes)
+    for size in (100, layout.tensor_info_start + 3, layout.tensor_info_end - 5):
+        outcomes = []
+        for data in (valid_bytes, valid_bytes[:size]):
+            try:
+                outcomes.append(_outcome(parse_gguf(data, file_size=size, path="p")))
+            except ModelError as error:
+                outcomes.append(_outcome(error))
+        assert outcomes[0] == outcomes[1], size
+        assert outcomes[0][0] is ModelError
+
+
 def test_corpus_gives_the_same_outcome_from_prefixes(corpus: list[CorruptCase]) -> None:
     """A file parsed from growing prefixes, as over HTTP, ends as a read of the whole file does:
     the same header or the same named error."""
