@@ -5,6 +5,12 @@ Data flows one way: engine → bus → `EngineBridge` (GUI thread) → `ModelSto
 views and notices through the presenter) → signals here → the window's cards and toasts. Every
 background task (a scan, an import, the demo model, a reply, the server itself) is a `Job`, so
 every failure reaches a person as a notice.
+
+Getting models goes the same way: one `Transfers` (downloads, quantizing) publishes on the
+engine's bus, so its events reach the store through the same bridge and come out as transfer
+views (`transfer_changed`) and notices. Commands to it run on one serial worker thread, in the
+order given (they write the restart list and delete partial files); a new file it reports is
+listed by a fresh scan.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import platformdirs
 from PySide6.QtCore import QObject, QSettings, Signal
 
 from llm_desktop.core import catalog, presenter
@@ -19,9 +26,13 @@ from llm_desktop.core.demo import spec_for_size, write_demo_model
 from llm_desktop.core.engine_api import EngineApi
 from llm_desktop.core.events import ModelState, ProgressEvent
 from llm_desktop.core.library import LibraryModel, ModelLibrary, default_hidden_path
+from llm_desktop.core.model_locations import APP_NAME
+from llm_desktop.core.model_names import model_id as file_model_id
 from llm_desktop.core.options import InvalidOptions, LoadOptions
 from llm_desktop.core.presenter import ActionId, CardView, Notice, NoticeKind
-from llm_desktop.core.store import ModelStore
+from llm_desktop.core.store import ModelStore, TransferChange
+from llm_desktop.core.transfer_presenter import TransferView
+from llm_desktop.core.transfers import Transfers, is_transfer_key
 from llm_desktop.server.runner import ServerThread
 from llm_desktop.workers.engine_bridge import EngineBridge
 from llm_desktop.workers.jobs import (
@@ -31,12 +42,18 @@ from llm_desktop.workers.jobs import (
     copy_with_progress,
     unique_destination,
 )
+from llm_desktop.workers.serial_worker import SerialWorker
 
 log = logging.getLogger(__name__)
 
 DEMO_MODEL_MB = 64
 DEMO_MODEL_NAME = "llm-desktop-demo.gguf"
 BUSY_STATES = (ModelState.LOADING, ModelState.LOADED, ModelState.UNLOADING)
+
+
+def default_state_dir() -> Path:
+    """Where the restart list of unfinished downloads is kept."""
+    return platformdirs.user_data_path(APP_NAME)
 
 
 class AppController(QObject):
@@ -50,6 +67,11 @@ class AppController(QObject):
     try_requested(str): a model id whose prompt panel a person asked for.
     import_started(str, object): a file name and the `Job` copying it.
     status_message(str): a line for the status bar.
+    transfer_changed(object): a download's or a quantize job's new `TransferView`.
+    transfer_removed(str): the key of a transfer taken off the list.
+    reveal_model(str): a model id whose card a person should see (a new model being loaded).
+    model_added(str, str): the path and model id of a file a transfer finished (emitted from
+        the transfer's thread; handled in the GUI thread).
     """
 
     library_changed = Signal(list)
@@ -61,6 +83,10 @@ class AppController(QObject):
     try_requested = Signal(str)
     import_started = Signal(str, object)
     status_message = Signal(str)
+    transfer_changed = Signal(object)
+    transfer_removed = Signal(str)
+    reveal_model = Signal(str)
+    model_added = Signal(str, str)
 
     def __init__(
         self,
@@ -70,6 +96,7 @@ class AppController(QObject):
         models_dir: Path,
         include_known: bool = True,
         remember_removals: bool = False,
+        state_dir: Path | None = None,
         parent: QObject | None = None,
     ):
         super().__init__(parent)
@@ -90,6 +117,20 @@ class AppController(QObject):
         self.bridge = EngineBridge(engine, self)
         self.bridge.event_received.connect(self.apply_event)
         self._closed = False
+        # Getting models: one Transfers on the engine's bus; its commands on one worker thread.
+        self.transfers = Transfers(
+            engine.bus,
+            models_dir=models_dir,
+            state_dir=state_dir or default_state_dir(),
+            on_model_added=self._transfer_added_model,
+        )
+        self.commands = SerialWorker("transfer-commands", self)
+        self.commands.failed.connect(self._job_failed)
+        self.model_added.connect(self._model_added)
+        self._new_files: dict[str, str] = {}  # new file's path -> its model id
+        self._expected: dict[str, str] = {}  # model id -> path, until a scan lists it
+        self._scan_extra: list[Path] = []  # folders of new files no library folder covers
+        self._pending_load: str | None = None  # a new model to load once a scan lists it
 
     # -- the library ---------------------------------------------------------------------------
 
@@ -99,8 +140,13 @@ class AppController(QObject):
             extra = [extra]
         return [self.models_dir, *(Path(folder) for folder in extra)]
 
+    def scan_folders(self) -> list[Path]:
+        """The folders a scan reads: the library's, and those of files transfers added there."""
+        folders = self.library_folders()
+        return folders + [folder for folder in self._scan_extra if folder not in folders]
+
     def refresh_library(self) -> Job:
-        self.library.folders = self.library_folders()
+        self.library.folders = self.scan_folders()
         library = self.library
         job = Job("scan", lambda _context: library.refresh())
         job.succeeded.connect(self._library_scanned)
@@ -115,6 +161,21 @@ class AppController(QObject):
         views = self.store.set_library(models, keep=self.store.in_state(*BUSY_STATES))
         self.library_changed.emit(views)
         self.status_message.emit(presenter.library_summary(views, self.library.hardware))
+        self._after_scan({model.entry.id for model in models})
+
+    def _after_scan(self, listed: set[str]) -> None:
+        """New files a scan did not list (a hub download while the hub cache is not scanned):
+        their folders join this run's scan. A new model waiting to load loads."""
+        missing = [path for model_id, path in self._expected.items() if model_id not in listed]
+        self._expected = {m: p for m, p in self._expected.items() if m not in listed}
+        folders = {Path(path).parent for path in missing} - set(self.scan_folders())
+        if folders:
+            self._scan_extra.extend(sorted(folders))
+            self.refresh_library()
+            return
+        if self._pending_load is not None and self._pending_load in listed:
+            model_id, self._pending_load = self._pending_load, None
+            self._load_new(model_id)
 
     def add_library_folder(self, folder: Path) -> None:
         folders = [str(path) for path in self.library_folders()[1:]]
@@ -122,6 +183,14 @@ class AppController(QObject):
             folders.append(str(folder))
             self.settings.setValue("library/folders", folders)
         self.refresh_library()
+
+    def quantize_offer(self, model_id: str):
+        """The card menu's "Quantize to…" for this model, or None where it makes no sense."""
+        model = self.store.model(model_id)
+        view = self.store.view(model_id)
+        if model is None or view is None:
+            return None
+        return presenter.quantize_action(model.entry, view.title)
 
     # -- options -------------------------------------------------------------------------------
 
@@ -153,6 +222,9 @@ class AppController(QObject):
 
     def act(self, model_id: str, action: str, options: dict | None = None) -> None:
         """Carry out a card's (or a toast's) action, with the options the view gave it."""
+        if is_transfer_key(model_id):
+            self.transfer_act(model_id, action)
+            return
         model = self.store.model(model_id)
         view = self.store.view(model_id)
         if model is None or view is None:
@@ -195,6 +267,11 @@ class AppController(QObject):
         change = self.store.apply(event)
         if change is None:
             return
+        if isinstance(change, TransferChange):
+            self.transfer_changed.emit(change.view)
+            if change.notice is not None:
+                self.notice.emit(change.notice)
+            return
         self.view_changed.emit(change.view)
         if change.notice is not None:
             self.notice.emit(change.notice)
@@ -220,6 +297,78 @@ class AppController(QObject):
 
         job = Job("generate", generate, on_cancel=lambda: engine.stop_generation(model_id))
         return self.jobs.start(job, report_errors=False)
+
+    # -- getting models: downloads and quantizing ----------------------------------------------
+
+    def start_transfers(self) -> None:
+        """Downloads an earlier run left unfinished carry on (paused ones stay paused)."""
+        self.commands.submit("resume downloads", self.transfers.resume_pending)
+
+    def download(self, reference: str) -> None:
+        """Start (or rejoin) a download; its row appears with its first event."""
+        self.commands.submit("download", self.transfers.download, reference)
+
+    def quantize(self, model_id: str, type_name: str) -> None:
+        """Write a `type_name` copy of a model beside it; its row shows the progress."""
+        model = self.store.model(model_id)
+        if model is not None:
+            self.commands.submit("quantize", self.transfers.quantize, model.entry.path, type_name)
+
+    def transfers_list(self) -> list[TransferView]:
+        return self.store.transfers()
+
+    def transfer_act(self, key: str, action: str) -> None:
+        """Carry out a transfer row's (or its toast's) action."""
+        view = self.store.transfer(key)
+        if view is None:
+            return
+        action = ActionId(action)
+        transfers = self.transfers
+        if action is ActionId.PAUSE:
+            self.commands.submit("pause", transfers.pause, key)
+        elif action is ActionId.RESUME:
+            self.commands.submit("resume", transfers.resume, key)
+        elif action is ActionId.CANCEL:
+            self.commands.submit("cancel", transfers.cancel, key, True)
+        elif action is ActionId.DISCARD:
+            self.commands.submit("delete partial file", transfers.discard, key)
+            if not view.active:  # nothing more will be said about it: take its row away
+                self._remove_transfer(key)
+        elif action is ActionId.DISMISS:
+            self._remove_transfer(key)
+        elif action is ActionId.LOAD and view.result_path:
+            self._load_result(view.result_path)
+
+    def _remove_transfer(self, key: str) -> None:
+        if self.store.dismiss_transfer(key) or self.store.transfer(key) is None:
+            self.transfer_removed.emit(key)
+
+    def _load_result(self, path: str) -> None:
+        """Load a finished transfer's model: now if the library lists it, else after a scan."""
+        model_id = self._new_files.get(path) or file_model_id(path)
+        if self.store.model(model_id) is not None:
+            self._load_new(model_id)
+            return
+        self._expected[model_id] = path
+        self._pending_load = model_id
+        self.refresh_library()
+
+    def _load_new(self, model_id: str) -> None:
+        self.reveal_model.emit(model_id)
+        view = self.store.view(model_id)
+        if view is not None and view.has(ActionId.LOAD):
+            self.act(model_id, str(ActionId.LOAD), self.store.options(model_id).to_dict())
+
+    def _transfer_added_model(self, path: str) -> None:
+        """Called in a transfer's thread: the id (a realpath) is worked out there."""
+        self.model_added.emit(path, file_model_id(path))
+
+    def _model_added(self, path: str, model_id: str) -> None:
+        if self._closed:
+            return
+        self._new_files[path] = model_id
+        self._expected[model_id] = path
+        self.refresh_library()
 
     # -- adding models ---------------------------------------------------------------------------
 
@@ -254,7 +403,7 @@ class AppController(QObject):
         """The in-app server, started on first need (binding is instant; it serves at once),
         run as a job like every other background task, so its failure becomes a notice."""
         if self.server is None:
-            self.library.folders = self.library_folders()
+            self.library.folders = self.scan_folders()
             server = ServerThread(self.engine, self.library)
             self.jobs.start(Job("server", lambda _context: server.run(), server.request_stop))
             self.server = server
@@ -284,6 +433,8 @@ class AppController(QObject):
             job.cancel()
         if self.server is not None:
             self.server.request_stop()
+        self.commands.shutdown()
+        self.transfers.shutdown()  # downloads stop quietly and resume at the next start
         self.engine.shutdown()
         self.jobs.shutdown()
         if self.server is not None:

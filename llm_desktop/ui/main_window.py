@@ -1,4 +1,5 @@
-"""The main window: the library of model cards, the hardware and try-it panels, and toasts.
+"""The main window: the library of model cards, "Get models", the transfer tray, the hardware
+and try-it panels, and toasts.
 
 It wires views to the engine and to background jobs; the decisions a card shows come from the
 presenter, and every failure, from the engine or a job, becomes a toast.
@@ -40,11 +41,15 @@ from llm_desktop.core.engine_api import EngineApi
 from llm_desktop.core.fit import format_bytes
 from llm_desktop.core.options import LoadOptions
 from llm_desktop.core.presenter import CardView, Notice
+from llm_desktop.core.quantize import QUANT_TYPES
 from llm_desktop.ui import theme
 from llm_desktop.ui.controller import AppController
+from llm_desktop.ui.get_models import GetModelsView
 from llm_desktop.ui.hardware_panel import HardwarePanel
+from llm_desktop.ui.hub_browser import HubBrowser
 from llm_desktop.ui.model_card import ModelCard
 from llm_desktop.ui.toast import ToastManager, ToastMessage
+from llm_desktop.ui.transfers_panel import TransfersPanel
 from llm_desktop.ui.try_panel import TryPanel
 from llm_desktop.ui.web_panel import WebPanel
 from llm_desktop.workers.hardware_poller import HardwarePoller
@@ -100,6 +105,7 @@ class MainWindow(QMainWindow):
         poll_hardware: bool = True,
         demo_if_empty: bool = False,
         remember_removals: bool = False,
+        state_dir: Path | None = None,
     ):
         super().__init__()
         self.settings = settings or QSettings()
@@ -109,8 +115,10 @@ class MainWindow(QMainWindow):
             models_dir=models_dir or catalog.default_models_dir(),
             include_known=include_known,
             remember_removals=remember_removals,
+            state_dir=state_dir,
             parent=self,
         )
+        self.hub = HubBrowser(self.controller, self)
         self.cards: dict[str, ModelCard] = {}
         self._demo_if_empty = demo_if_empty
         self._toast_notices: dict[str, Notice] = {}
@@ -132,6 +140,7 @@ class MainWindow(QMainWindow):
         self._loaded_pid_map: dict[str, int] = {}
         self._restore_window_state()
         self.controller.refresh_library()
+        self.controller.start_transfers()
 
     # The controller's parts, named as the rest of the app and the tests know them.
     @property
@@ -169,6 +178,11 @@ class MainWindow(QMainWindow):
         controller.try_requested.connect(self.try_panel.select)
         controller.import_started.connect(self._import_started)
         controller.status_message.connect(self.statusBar().showMessage)
+        controller.transfer_changed.connect(self.transfers_panel.show_view)
+        controller.transfer_removed.connect(self.transfers_panel.remove)
+        controller.reveal_model.connect(self.reveal_model)
+        self.transfers_panel.action_requested.connect(controller.transfer_act)
+        self.get_models.load_requested.connect(lambda key: controller.transfer_act(key, "load"))
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -181,6 +195,7 @@ class MainWindow(QMainWindow):
         self.cards_layout.addStretch(1)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.scroll.setWidget(self.cards_container)
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.scroll.setAccessibleName("Model library")
@@ -192,13 +207,23 @@ class MainWindow(QMainWindow):
         library_layout.addWidget(self.empty_state)
         library_layout.addWidget(self.scroll)
         self.web_panel = WebPanel(self._web_page_url)
+        self.get_models = GetModelsView(self.hub)
         library = QTabWidget()
         library.setDocumentMode(True)
         library.setAccessibleName("Views")
         library.addTab(library_page, "Library")
+        library.addTab(self.get_models, "Get models")
         library.addTab(self.web_panel, "Web panel")
         library.currentChanged.connect(self._tab_changed)
         self.tabs = library
+        # Downloads and quantize jobs, seen from every tab; hidden while there are none.
+        self.transfers_panel = TransfersPanel()
+        main = QWidget()
+        main_layout = QVBoxLayout(main)
+        main_layout.setContentsMargins(0, 0, 0, 0)
+        main_layout.setSpacing(0)
+        main_layout.addWidget(library, 1)
+        main_layout.addWidget(self.transfers_panel)
 
         self.hardware_panel = HardwarePanel()
         self.try_panel = TryPanel()
@@ -213,7 +238,7 @@ class MainWindow(QMainWindow):
         side_layout.addWidget(self.try_panel, 1)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(library)
+        self.splitter.addWidget(main)
         self.splitter.addWidget(side)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
@@ -235,15 +260,19 @@ class MainWindow(QMainWindow):
         title = QLabel("No models yet")
         title.setObjectName("emptyTitle")
         text = QLabel(
-            "Create a small demo model (random weights, made on this machine, no download) to "
-            "see a real load, or add the folder where your GGUF models live."
+            "Download a model from Hugging Face, create a small demo model (random weights, "
+            "made on this machine, no download) to see a real load, or add the folder where "
+            "your GGUF models live."
         )
         text.setWordWrap(True)
         text.setObjectName("muted")
         text.setAlignment(Qt.AlignmentFlag.AlignHCenter)
         text.setMaximumWidth(520)
+        self.find_button = QPushButton("Get models…")
+        self.find_button.setObjectName("primaryButton")
+        self.find_button.setAccessibleName("Search Hugging Face for models")
+        self.find_button.clicked.connect(self.show_get_models)
         self.demo_button = QPushButton("Create demo model")
-        self.demo_button.setObjectName("primaryButton")
         self.demo_button.setAccessibleName("Create a demo model")
         self.demo_button.clicked.connect(self.create_demo_model)
         add_folder = QPushButton("Add folder…")
@@ -252,7 +281,7 @@ class MainWindow(QMainWindow):
         import_file.clicked.connect(self.import_model_dialog)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
-        for button in (self.demo_button, add_folder, import_file):
+        for button in (self.find_button, self.demo_button, add_folder, import_file):
             buttons.addWidget(button)
         buttons.addStretch(1)
         layout = QVBoxLayout(panel)
@@ -282,6 +311,7 @@ class MainWindow(QMainWindow):
         self._action(
             view_menu, "&Library", lambda: self.tabs.setCurrentIndex(0), QKeySequence("Ctrl+1")
         )
+        self._action(view_menu, "&Get models", self.show_get_models, QKeySequence("Ctrl+3"))
         self._action(view_menu, "Open page in &browser", self.open_in_browser)
         self.side_action = self._action(view_menu, "&Side panels", self._toggle_side)
         self.side_action.setCheckable(True)
@@ -314,9 +344,11 @@ class MainWindow(QMainWindow):
                 card = ModelCard(view, self.controller.store.options(view.model))
                 card.action_requested.connect(self.controller.act)
                 card.options_changed.connect(self.controller.set_options)
+                card.quantize_requested.connect(self.controller.quantize)
                 self.cards[view.model] = card
             else:
                 card.render(view)
+            card.set_quantize_offer(self.controller.quantize_offer(view.model), QUANT_TYPES)
             self.cards_layout.insertWidget(index, card)
         for model_id in list(self.cards):
             if model_id not in seen:
@@ -435,6 +467,17 @@ class MainWindow(QMainWindow):
     def show_library(self) -> None:
         self.tabs.setCurrentIndex(0)
 
+    def show_get_models(self) -> None:
+        self.tabs.setCurrentWidget(self.get_models)
+        self.get_models.search_box.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def reveal_model(self, model_id: str) -> None:
+        """Show a model's card (a new model being loaded from its transfer row)."""
+        self.show_library()
+        if (card := self.cards.get(model_id)) is not None:
+            self.scroll.ensureWidgetVisible(card)
+            card.setFocus(Qt.FocusReason.OtherFocusReason)
+
     def show_web_panel(self) -> None:
         self.tabs.setCurrentWidget(self.web_panel)
 
@@ -483,5 +526,6 @@ class MainWindow(QMainWindow):
         if self.poller is not None:
             self.poller.shutdown()
             self.poller = None
+        self.hub.shutdown()
         self.web_panel.shutdown()
         self.controller.shutdown()

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QProgressBar,
     QPushButton,
     QSizePolicy,
@@ -20,7 +21,8 @@ from PySide6.QtWidgets import (
 )
 
 from llm_desktop.core.options import MAX_CONTEXT, MAX_GPU_LAYERS, LoadOptions
-from llm_desktop.core.presenter import ActionId, CardView
+from llm_desktop.core.presenter import Action, ActionId, CardView
+from llm_desktop.ui.elided_label import ElidedLabel
 from llm_desktop.ui.spinner import SpinnerOverlay
 
 
@@ -37,10 +39,12 @@ class ModelCard(QFrame):
         action_requested(str, str, object): model id, action id (`presenter.ActionId`) and the
             action's options (the wire form of `LoadOptions`, or None).
         options_changed(str, object): model id and the new `LoadOptions` a person set.
+        quantize_requested(str, str): model id and the quantization type chosen in the menu.
     """
 
     action_requested = Signal(str, str, object)
     options_changed = Signal(str, object)
+    quantize_requested = Signal(str, str)
 
     def __init__(self, view: CardView, options: LoadOptions | None = None, parent=None):
         super().__init__(parent)
@@ -58,7 +62,7 @@ class ModelCard(QFrame):
         self.facts = QLabel()
         self.facts.setObjectName("cardFacts")
         self.facts.setWordWrap(True)
-        self.path_label = QLabel()
+        self.path_label = ElidedLabel()
         self.path_label.setObjectName("cardPath")
         self.path_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
@@ -96,6 +100,15 @@ class ModelCard(QFrame):
         self.settings_button.setCheckable(True)
         self.settings_button.setAccessibleName("Load settings")
         self.settings_button.setAccessibleDescription("Show context length, GPU layers, mmap")
+        # More actions, offered by the presenter outside the card's buttons ("Quantize to…").
+        self.more_button = QToolButton()
+        self.more_button.setText("More")
+        self.more_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.more_button.setAccessibleName("More actions")
+        self.more_menu = QMenu(self.more_button)
+        self.more_button.setMenu(self.more_menu)
+        self.more_button.setVisible(False)
+        self.quantize_menu: QMenu | None = None
 
         self.n_ctx = QSpinBox()
         self.n_ctx.setRange(0, MAX_CONTEXT)
@@ -156,6 +169,7 @@ class ModelCard(QFrame):
         for button in self.buttons.values():
             buttons.addWidget(button)
         buttons.addStretch(1)
+        buttons.addWidget(self.more_button)
         buttons.addWidget(self.settings_button)
 
         layout = QVBoxLayout(self)
@@ -197,6 +211,26 @@ class ModelCard(QFrame):
     def _options_edited(self) -> None:
         # The spin boxes' ranges are the parser's, so what they hold always parses.
         self.options_changed.emit(self.model_id, self.options())
+
+    # -- the menu ----------------------------------------------------------------------------
+
+    def set_quantize_offer(self, offer: Action | None, types: tuple[str, ...]) -> None:
+        """Show "Quantize to…" with one entry per type, or nothing where the presenter offers
+        none (an already quantized or unreadable model)."""
+        self.more_menu.clear()
+        self.quantize_menu = None
+        if offer is not None:
+            menu = self.more_menu.addMenu(offer.label)
+            menu.setToolTipsVisible(True)
+            menu.menuAction().setToolTip(offer.hint)
+            menu.setAccessibleName(offer.accessible_name)
+            for type_name in types:
+                action = menu.addAction(type_name)
+                action.triggered.connect(
+                    lambda _=False, t=type_name: self.quantize_requested.emit(self.model_id, t)
+                )
+            self.quantize_menu = menu
+        self.more_button.setVisible(offer is not None)
 
     # -- behaviour ---------------------------------------------------------------------------
 

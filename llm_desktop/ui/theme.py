@@ -16,6 +16,12 @@ Widgets opt in by object name and dynamic properties, never by colours of their 
 ``QFrame#sidePanel``            a panel beside the main view
 ``QLabel#panelTitle``           a panel's title; ``QLabel#sectionTitle`` a heading inside one
 ``QLabel[muted="true"]``        secondary text
+``QLabel#badge[tone=...]``      a pill toned ``warning`` (gated) or ``accent`` (recommended)
+``QFrame#transferTray``         the transfer tray; ``QFrame#transferRow`` one row, property
+                                ``stage`` (complete, failed, cancelled, paused, ...)
+``QProgressBar#slimBar``        a thin bar with no text (the line under it says the numbers)
+``QFrame#remoteModel``          a model in "Get models"; ``QLabel#inlineError`` an error
+                                shown in place
 ==============================  ===========================================================
 
 After changing a dynamic property on a shown widget, call `repolish(widget)` so the
@@ -352,6 +358,54 @@ QLabel#cardPath { color: $muted; font-size: 9pt; }
 QLabel#cardStatus { color: $muted; }
 QLabel#muted { color: $muted; }
 QLabel#emptyTitle { font-size: 16pt; font-weight: 600; color: $text; }
+
+QLabel#badge[tone="warning"] {
+    background: $warning_bg; color: $warning; border-color: $warning;
+}
+QLabel#badge[tone="accent"] { background: $accent_bg; color: $accent; border-color: $accent; }
+QLabel#fitBadge[verdict="pending"], QLabel#fitBadge[verdict="unknown"] {
+    font-weight: 400;
+}
+
+/* The transfer tray: rows of downloads and quantize jobs under the current view. */
+QFrame#transferTray { background: $window; border-top: $line solid $border; }
+QWidget#transferRows { background: $window; }
+QFrame#transferRow {
+    background: $surface; border: $line solid $border; border-radius: 8px;
+    border-left: 4px solid $accent;
+}
+QFrame#transferRow[stage="complete"] { border-left-color: $success; }
+QFrame#transferRow[stage="failed"] { border-left-color: $error; }
+QFrame#transferRow[stage="cancelled"], QFrame#transferRow[stage="paused"] {
+    border-left-color: $warning;
+}
+QLabel#transferTitle { font-weight: 600; color: $text; }
+QLabel#transferLine { color: $text; }
+QProgressBar#slimBar {
+    min-height: 6px; max-height: 6px; border-radius: 3px; border: none; background: $track;
+}
+QProgressBar#slimBar::chunk { border-radius: 3px; background: $chunk; }
+
+/* Get models: search results and the models of the repository chosen. */
+QListWidget#repoList {
+    background: $surface; border: $line solid $border; border-radius: 8px; padding: 4px;
+    outline: none;
+}
+QListWidget#repoList::item { border-radius: 6px; color: $text; }
+QListWidget#repoList::item:hover { background: $surface_hover; }
+QListWidget#repoList::item:selected { background: $accent_bg; border: $line solid $accent; }
+QLabel#repoName { font-weight: 600; color: $text; }
+QLabel#repoMeta { color: $muted; font-size: 9pt; }
+QFrame#repoPanel { background: $surface; border: $line solid $border; border-radius: 10px; }
+QFrame#remoteModel {
+    background: $surface; border: $line solid $border; border-radius: 8px;
+}
+QFrame#remoteModel:hover { border-color: $border_strong; }
+QLabel#quantName { font-size: 11pt; font-weight: 600; color: $text; }
+QLabel#inlineError {
+    background: $error_bg; color: $error; border: $line solid $error; border-radius: 6px;
+    padding: 6px 10px;
+}
 
 /* Side panels and the labels inside them. */
 QFrame#sidePanel { background: $surface; border: $line solid $border; border-radius: 10px; }
