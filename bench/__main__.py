@@ -4,8 +4,13 @@ Every figure in bench/results.json is measured in this run; nothing is a constan
 assumed. Comparisons are taken in the same run (these machines are noisy; absolute times drift):
 our load through a model host against a bare in-process `llama_cpp.Llama` of the same file and
 settings, alternating rounds; and our header reader against `gguf.GGUFReader`, the same number
-of alternating rounds. The README's table is generated from results.json by `python -m
-bench.table`, never typed.
+of alternating rounds; and downloads, sha256 and quantizing against curl, sha256sum and a bare
+`llama_model_quantize` (bench/transfers.py). The README's table is generated from results.json
+by `python -m bench.table`, never typed.
+
+`--only transfers` measures that section alone and merges it into the existing results.json:
+the other sections keep the figures of the run that measured them, and the section carries its
+own date, commit, wall time, load averages and machine, which the table states.
 """
 
 from __future__ import annotations
@@ -228,6 +233,32 @@ def commit() -> str | None:
     return head + ("+dirty" if dirty else "")
 
 
+def bench_transfers_section(root: Path, args: argparse.Namespace, *, alone: bool) -> dict:
+    """The transfers section with its own record of when and how it was measured: a run of
+    `--only transfers` is merged into results that an earlier run measured."""
+    from bench.transfers import bench_transfers
+
+    started = time.perf_counter()
+    load_start = round(os.getloadavg()[0], 2)
+    section = bench_transfers(
+        root / "transfers",
+        size_mb=args.transfer_mb,
+        rounds=args.transfer_rounds,
+        quantize_mb=args.quantize_mb,
+    )
+    section["run"] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "commit": commit(),
+        "wall_s": round(time.perf_counter() - started, 1),
+        "load_average_1m_start": load_start,
+        "load_average_1m_end": round(os.getloadavg()[0], 2),
+        "alone": alone,
+    }
+    if alone:
+        section["machine"] = machine()
+    return section
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--size-mb", type=float, default=300.0, help="generated model size")
@@ -238,6 +269,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-gui", action="store_true", help="no Qt window measurements")
     parser.add_argument("--cycles", type=int, default=50, help="load/unload cycles for memory")
     parser.add_argument(
+        "--only",
+        choices=["transfers"],
+        help="measure this section alone and merge it into --output (the rest is kept)",
+    )
+    parser.add_argument("--skip-transfers", action="store_true", help="no transfer measurements")
+    parser.add_argument("--transfer-mb", type=float, default=1000.0, help="downloaded file size")
+    parser.add_argument("--transfer-rounds", type=int, default=5)
+    parser.add_argument("--quantize-mb", type=float, default=300.0, help="F32 model quantized")
+    parser.add_argument(
         "--targets",
         type=Path,
         default=Path("bench/targets.json"),
@@ -247,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         "--before", type=Path, help="an earlier results.json, shown as the table's Before column"
     )
     args = parser.parse_args(argv)
+    if args.only:
+        return _only(args)
 
     run_started = time.perf_counter()
     results: dict = {
@@ -304,8 +346,26 @@ def main(argv: list[str] | None = None) -> int:
         results["sse"] = bench_sse(model)
         results["catalog"] = bench_catalog(root, args.catalog_models, args.rounds)
         results["large_vocab"] = bench_large_vocab(root, args.rounds)
+        if not args.skip_transfers:
+            results["transfers"] = bench_transfers_section(root, args, alone=False)
     results["run"]["wall_s"] = round(time.perf_counter() - run_started, 1)
     results["run"]["load_average_1m_end"] = round(os.getloadavg()[0], 2)
+    return _write(results, args)
+
+
+def _only(args: argparse.Namespace) -> int:
+    """One section measured now, merged into the results already written."""
+    output = Path(args.output)
+    if output.exists():
+        results = json.loads(output.read_text())
+    else:
+        results = {"run": {"date": datetime.now(UTC).strftime("%Y-%m-%d")}, "machine": machine()}
+    with tempfile.TemporaryDirectory(prefix="llm-bench-") as temp:
+        results[args.only] = bench_transfers_section(Path(temp), args, alone=True)
+    return _write(results, args)
+
+
+def _write(results: dict, args: argparse.Namespace) -> int:
     if args.targets.exists():
         results["targets"] = json.loads(args.targets.read_text())
     if args.before is not None:

@@ -345,6 +345,100 @@ def _cold_mmap(results: dict) -> tuple[list[Row], str]:
     return rows, note
 
 
+def _transfers(results: dict) -> tuple[list[Row], str]:
+    tr = results["transfers"]
+    dl, resume, sha, quant = tr["download"], tr["resume"], tr["sha256"], tr["quantize"]
+    openssl = f"; openssl {_s(sha['openssl_s'])}" if sha.get("openssl_s") is not None else ""
+    rows = [
+        Row(
+            "transfers.download",
+            f"Download, {tr['file_mb']} MB from the loopback hub",
+            f"{dl['ours_transfer_mb_s']} MB/s to `verifying`; "
+            f"{dl['ours_end_to_end_mb_s']} MB/s to `complete`",
+            f"`curl -L` {dl['curl_mb_s']} MB/s",
+            f"{_times(dl['transfer_over_curl'])} curl's rate; end to end "
+            f"{_times(dl['end_to_end_over_curl'])}, "
+            f"{_times(dl['end_to_end_over_curl_then_sha256sum'])} of curl + sha256sum",
+        ),
+        Row(
+            "transfers.resume",
+            "Download cut once at half, resumed by itself",
+            f"+{_s(resume['extra_s'])} ({_s(resume['interrupted_s'])} in all)",
+            f"uncut {_s(resume['uninterrupted_s'])}",
+            f"{_times(resume['ratio'])}; extra bytes served {resume['extra_bytes_max']:,}",
+        ),
+        Row(
+            "transfers.sha256",
+            f"sha256 check, {tr['file_mb']} MB",
+            f"{_s(sha['ours_verifying_s'])} (`verifying`)",
+            f"`sha256sum` {_s(sha['sha256sum_s'])}{openssl}",
+            _times(sha["ratio"])
+            + (
+                f"; {_times(sha['ratio_vs_openssl'])} vs openssl"
+                if sha.get("ratio_vs_openssl") is not None
+                else ""
+            ),
+        ),
+    ]
+    for type_name, figures in quant.items():
+        if not isinstance(figures, dict):
+            continue
+        tool = figures.get("llama_quantize_s")
+        rows.append(
+            Row(
+                f"transfers.quantize_{type_name.lower()}",
+                f"Quantize {quant['source_mb']} MB F32 → {type_name}",
+                _s(figures["ours_s"]),
+                f"`python -c` llama_model_quantize {_s(figures['peer_process_s'])}; "
+                f"the call alone {_s(figures['peer_call_s'])}"
+                + (f"; llama-quantize {_s(tool)}" if tool is not None else ""),
+                f"{_times(figures['ratio'])}; {_times(figures['ratio_vs_call'])} vs the call",
+            )
+        )
+    q8 = quant.get("Q8_0") or next(v for v in quant.values() if isinstance(v, dict))
+    tool = quant.get("llama_quantize", "not installed")
+    note = (
+        f"**Download**: a `DownloadJob` of a generated {tr['file_mb']} MB model from the "
+        "loopback hub (model info, resolve, the 302 to the CDN, the bytes, then the sha256 and "
+        "header check and the rename into the Hugging Face cache) against `curl -sS -L -o FILE` "
+        "of the same resolve URL; the hub runs in a process of its own and serves the same "
+        f"source file to both (page cache warm); median of {tr['rounds']} alternating rounds "
+        "after one untimed round of each, every output deleted after its round. Ours to the "
+        "`verifying` stage and to `complete` (as a rate: the file's size over that time); end "
+        f"to end also against curl then `sha256sum` of its file ({_s(dl['curl_then_sha256sum_s'])}"
+        f"). Of ours, asking the hub took {_s(dl['connecting_s'])}, the bytes "
+        f"{_s(dl['bytes_s'])} ({dl['bytes_mb_s']} MB/s), and {_s(dl['last_byte_to_verifying_s'])} "
+        "passed between the last byte written and the `verifying` stage (the job's loop wakes "
+        f"every {tr['poll_s']:g} s to see whether its files are in). **Resume**: the same "
+        f"download with the hub cutting the connection after {resume['cut_at_bytes']:,} bytes "
+        "and the job resuming by itself with the app's retry policy (which waits "
+        f"{resume['policy_backoff_s']:g} s before the first retry), against an uncut one, "
+        f"alternating, {tr['rounds']} rounds each; the bytes the hub served beyond the file's "
+        "size (the largest of the rounds). **sha256 check**: our `verifying` stage (sha256 of "
+        "every byte, then the GGUF header), from its events, against `sha256sum` (and "
+        "`openssl dgst -sha256`) of the file that round downloaded, run right after it. "
+        f"**Quantize**: a `QuantizeJob` from start to `complete` (checks, a fresh model host, "
+        "llama.cpp's quantizer, fsync, rename, the host ended, the header read back) against "
+        "a `python -c` process calling `llama_cpp.llama_model_quantize` with the same type "
+        "and default parameters, then fsync of the output; beside it, the call's own time "
+        f"inside that process; median of {quant['rounds']} alternating rounds. Of ours for "
+        f"Q8_0, {_s(q8['ours_to_quantizing_s'])} went to the checks and the host's start, "
+        f"{_s(q8['ours_quantizing_s'])} to `quantizing`. llama.cpp's `llama-quantize`: "
+        f"{'timed in the row' if q8.get('llama_quantize_s') is not None else tool}."
+    )
+    run = tr.get("run") or {}
+    if run.get("alone"):
+        machine = tr.get("machine")
+        other = " on another machine" if machine and machine != results.get("machine") else ""
+        note += (
+            f" These rows were measured in a run of their own{other} (`python -m bench --only "
+            f"transfers`, {run['date']}, commit {run['commit']}, {run['wall_s']:.0f} s, load "
+            f"average {run['load_average_1m_start']} at the start, "
+            f"{run['load_average_1m_end']} at the end); the other rows come from the run above."
+        )
+    return rows, note
+
+
 SECTIONS: dict[str, Section] = {
     "load": _loads,
     "cli": _cli,
@@ -356,6 +450,7 @@ SECTIONS: dict[str, Section] = {
     "sse": _sse,
     "catalog": _catalog,
     "large_vocab": _large_vocab,
+    "transfers": _transfers,
 }
 
 

@@ -36,7 +36,16 @@ def test_every_section_of_the_results_has_rows(results):
     rows, notes = table.build(results)
     ids = [row.id for row in rows]
     assert len(ids) == len(set(ids))
-    assert {"load_mmap", "throughput.first_bytes", "catalog.first_scan", "large_vocab"} <= set(ids)
+    assert {
+        "load_mmap",
+        "throughput.first_bytes",
+        "catalog.first_scan",
+        "large_vocab",
+        "transfers.download",
+        "transfers.resume",
+        "transfers.sha256",
+        "transfers.quantize_q8_0",
+    } <= set(ids)
     assert len(notes) == len(table.SECTIONS)
 
 
@@ -79,6 +88,44 @@ def test_targets_and_an_earlier_run_add_columns(results):
     assert "≤ ×1.05" in load_row and "9.876 s" in load_row
     (catalog_row,) = [line for line in text.splitlines() if "first scan" in line]
     assert catalog_row.endswith("| — | — |")
+
+
+def test_a_section_measured_alone_says_when_and_where(results):
+    alone = copy.deepcopy(results)
+    alone["transfers"]["run"] = {
+        "date": "2026-01-02",
+        "commit": "abc1234",
+        "wall_s": 100.0,
+        "load_average_1m_start": 0.5,
+        "load_average_1m_end": 0.7,
+        "alone": True,
+    }
+    alone["transfers"]["machine"] = results["machine"]
+    text = table.render(alone)
+    assert "measured in a run of their own (`python -m bench --only transfers`, 2026-01-02" in text
+    assert "on another machine" not in text
+    alone["transfers"]["machine"] = results["machine"] | {"cpus": 64}
+    assert "run of their own on another machine" in table.render(alone)
+
+    alone["transfers"]["run"]["alone"] = False  # measured with the rest: nothing to add
+    assert "run of their own" not in table.render(alone)
+
+
+def test_only_one_section_keeps_the_other_sections_figures(tmp_path, results, monkeypatch):
+    import bench.__main__ as bench_main
+
+    output = tmp_path / "results.json"
+    output.write_text(json.dumps(results))
+    fresh = copy.deepcopy(results["transfers"])
+    fresh["download"]["curl_mb_s"] = 123.4
+    monkeypatch.setattr(bench_main, "bench_transfers_section", lambda *_a, **_k: fresh)
+    monkeypatch.setattr(bench_main, "machine", lambda: pytest.fail("the machine is not re-read"))
+
+    assert bench_main.main(["--only", "transfers", "--output", str(output)]) == 0
+    merged = json.loads(output.read_text())
+    assert merged["transfers"]["download"]["curl_mb_s"] == 123.4
+    for key in set(results) - {"transfers", "targets"}:
+        assert merged[key] == results[key], key
 
 
 def test_markers_are_required():
