@@ -28,7 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -403,8 +403,9 @@ class DownloadJob:
             self._publish_downloading()
             with ThreadPoolExecutor(max_workers=PARALLEL_FILES) as pool:
                 futures = [pool.submit(self._fetch_one, file) for file in pending]
-                while not all(future.done() for future in futures):
-                    time.sleep(TICK_S)
+                # Wake for each tick, and at once when the last file is whole: verifying
+                # starts with the last byte, not up to a tick later.
+                while wait(futures, timeout=TICK_S).not_done:
                     if not self.control.stopped:
                         self._publish_downloading()
                         self._check_space_while_writing(pending)

@@ -202,6 +202,7 @@ def fetch(
             if control.stopped:
                 raise Stopped() from exc
             got = partial_size(partial)
+            have_before_attempt = have
             failures = 1 if got > have else failures + 1
             have = got
             if failures >= policy.attempts and isinstance(exc, RateLimited):
@@ -216,7 +217,10 @@ def fetch(
                     f"The download failed {failures} times in a row ({exc}); "
                     f"the {have:,} bytes received are kept: try again to resume",
                 ) from exc
-            wait_s = wait_time(failures, policy)
+            # A connection that delivered bytes before it broke is resumed at once; only
+            # failures in a row (no byte between them) wait, longer each time.
+            delivered = got > have_before_attempt
+            wait_s = 0.0 if delivered else wait_time(failures, policy)
             retry_after = getattr(exc, "retry_after", None)
             if retry_after:
                 wait_s = max(wait_s, min(float(retry_after), policy.backoff_cap_s))
@@ -413,5 +417,6 @@ def _content_range(header: str | None, expected_start: int) -> tuple[int, int | 
         raise RetryableError(f"the server sent a range that does not fit ({header!r})") from None
 
 
-def wait_time(attempt: int, policy: RetryPolicy) -> float:
-    return min(policy.backoff_s * 2 ** (attempt - 1), policy.backoff_cap_s)
+def wait_time(failures: int, policy: RetryPolicy) -> float:
+    """The wait after `failures` failures in a row: backoff_s, then doubling, up to the cap."""
+    return min(policy.backoff_s * 2 ** (failures - 1), policy.backoff_cap_s)
