@@ -153,6 +153,8 @@ class AppController(QObject):
         return self.jobs.start(job)
 
     def _library_scanned(self, models: list[LibraryModel]) -> None:
+        if self._closed:
+            return  # a scan that ended as the window closed starts nothing more
         for model in models:
             self.store.set_options(model.entry.id, self.saved_options(model.entry.id))
         for model in models:  # a card that appears mid-load shows where the load is

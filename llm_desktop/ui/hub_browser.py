@@ -58,6 +58,7 @@ class HubBrowser(QObject):
         self._search_generation = 0
         self._listing_generation = 0
         self._fit_job: Job | None = None
+        self._closed = False
         controller.transfer_changed.connect(self._transfer_changed)
         controller.transfer_removed.connect(self._transfer_removed)
 
@@ -101,7 +102,7 @@ class HubBrowser(QObject):
     def _listed(
         self, generation: int, listing: hf_hub.RepoListing, on_disk: dict[str, str]
     ) -> None:
-        if generation != self._listing_generation:
+        if generation != self._listing_generation or self._closed:
             return
         self.listing = listing
         self._on_disk = on_disk
@@ -185,6 +186,7 @@ class HubBrowser(QObject):
             self.model_changed.emit(self._view(model))
 
     def shutdown(self) -> None:
+        self._closed = True
         self._cancel_fit_job()
 
 

@@ -120,6 +120,7 @@ class TransferRow(QFrame):
                 button.setObjectName("primaryButton" if action.primary else "")
                 button.clicked.connect(lambda _=False, a=action.id: self.request(a))
                 self._button_row.addWidget(button)
+                button.show()  # now, not on the layout's next turn of the event loop
                 self.buttons[action.id] = button
             if had_focus and self.buttons:
                 next(iter(self.buttons.values())).setFocus(Qt.FocusReason.OtherFocusReason)
