@@ -339,14 +339,15 @@ class AppController(QObject):
         elif action is ActionId.DISMISS:
             self._remove_transfer(key)
         elif action is ActionId.LOAD and view.result_path:
-            self._load_result(view.result_path)
+            self.load_file(view.result_path)
 
     def _remove_transfer(self, key: str) -> None:
         if self.store.dismiss_transfer(key) or self.store.transfer(key) is None:
             self.transfer_removed.emit(key)
 
-    def _load_result(self, path: str) -> None:
-        """Load a finished transfer's model: now if the library lists it, else after a scan."""
+    def load_file(self, path: str) -> None:
+        """Load a new model file (a finished transfer's): now if the library lists it, else
+        after a scan that lists it."""
         model_id = self._new_files.get(path) or file_model_id(path)
         if self.store.model(model_id) is not None:
             self._load_new(model_id)

@@ -153,11 +153,7 @@ class RemoteModelRow(QFrame):
 
 
 class GetModelsView(QWidget):
-    """The page. Signals:
-    load_requested(str): a downloaded model's transfer key whose Load was pressed.
-    """
-
-    load_requested = Signal(str)
+    """The page."""
 
     def __init__(self, browser: HubBrowser, parent: QWidget | None = None):
         super().__init__(parent)
@@ -362,4 +358,4 @@ class GetModelsView(QWidget):
         if action == "download":
             self.browser.download(key)
         elif action == "load":
-            self.load_requested.emit(key)
+            self.browser.load(key)

@@ -139,6 +139,14 @@ class HubBrowser(QObject):
         if model is not None:
             self.controller.download(hub_presenter.download_reference(model))
 
+    def load(self, key: str) -> None:
+        """Load a model of this repository that is here already (downloaded now or before)."""
+        transfer = self.controller.store.transfer(key)
+        path = transfer.result_path if transfer is not None else None
+        path = path or self._on_disk.get(key)
+        if path:
+            self.controller.load_file(path)
+
     def _model(self, key: str) -> hf_hub.RemoteModel | None:
         if self.listing is None:
             return None

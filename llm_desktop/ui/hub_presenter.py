@@ -216,9 +216,7 @@ def _button(
             "load", "Load", True, f"Load {label}", f"Downloaded to {transfer.result_path}", True
         )
     if on_disk and transfer is None:
-        return ButtonView(
-            "", "Downloaded", False, f"{label}: downloaded", f"Already here: {on_disk}", False
-        )
+        return ButtonView("load", "Load", True, f"Load {label}", f"Downloaded to {on_disk}", False)
     resuming = transfer is not None and transfer.stage in (Stage.FAILED, Stage.CANCELLED)
     return ButtonView(
         "download",

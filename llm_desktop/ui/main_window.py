@@ -182,7 +182,6 @@ class MainWindow(QMainWindow):
         controller.transfer_removed.connect(self.transfers_panel.remove)
         controller.reveal_model.connect(self.reveal_model)
         self.transfers_panel.action_requested.connect(controller.transfer_act)
-        self.get_models.load_requested.connect(lambda key: controller.transfer_act(key, "load"))
 
     # -- layout -------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ Waits are on widget state (`qtbot.waitUntil`), never on a worker's signal direct
 from __future__ import annotations
 
 import shutil
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -460,3 +461,57 @@ def test_quantize_from_the_card_menu_lists_the_new_model(qtbot, window):
     card = window.cards[model_id(out)]
     assert "Q8_0" in card.facts.text()
     assert not card.more_button.isVisibleTo(card)  # already quantized: nothing to offer
+
+
+# -- what a person left behind, and what a newer request replaced ---------------------------------
+
+
+def test_a_model_downloaded_before_offers_load(qtbot, tmp_path, models, hub):
+    first_engine = FakeEngine()
+    first = open_window(qtbot, tmp_path, models, first_engine)
+    search(qtbot, first, "small")
+    open_repo(qtbot, first, SMALL)
+    wait_fits(qtbot, first, 2)
+    click(qtbot, row_for(first, "Small-Q8_0.gguf").button)
+    row = transfer_row(qtbot, first, row_for(first, "Small-Q8_0.gguf").view.key)
+    wait_stage(qtbot, row, Stage.COMPLETE)
+    path = row.view.result_path
+    first.close()
+    first_engine.shutdown()
+
+    engine = FakeEngine()
+    window = open_window(qtbot, tmp_path, models, engine)
+    search(qtbot, window, "small")
+    open_repo(qtbot, window, SMALL)
+    wait_fits(qtbot, window, 2)
+    here, other = row_for(window, "Small-Q8_0.gguf"), row_for(window, "Small-Q4_K_M.gguf")
+    assert (here.button.text(), other.button.text()) == ("Load", "Download")
+    click(qtbot, here.button)
+    qtbot.waitUntil(lambda: bool(engine.loads), timeout=WAIT_MS)
+    assert engine.loads[0].path == path and engine.loads[0].model == model_id(path)
+    window.close()
+    engine.shutdown()
+
+
+def test_an_older_search_answering_late_is_dropped(qtbot, window, monkeypatch):
+    from llm_desktop.core import hf_hub
+
+    real_search = hf_hub.search
+    release = threading.Event()
+
+    def search_slowly(text, *args, **kwargs):
+        if text == "slow":
+            release.wait(WAIT_MS / 1000)
+        return real_search(text, *args, **kwargs)
+
+    monkeypatch.setattr(hf_hub, "search", search_slowly)
+    page = window.get_models
+    search(qtbot, window, "slow")  # answers only once released
+    search(qtbot, window, "small")
+    qtbot.waitUntil(lambda: page.repo_ids() == [SMALL], timeout=WAIT_MS)
+    answered = []
+    window.hub.searching.connect(answered.append)  # nothing new starts
+    release.set()
+    qtbot.waitUntil(lambda: not window.jobs.running, timeout=WAIT_MS)
+    assert page.repo_ids() == [SMALL] and "“small”" in page.search_status.text()
+    assert not answered
