@@ -451,6 +451,10 @@ def command_serve(args: argparse.Namespace) -> int:
             print(f"llm-desktop serve: cannot listen on {args.host}:{args.port}: {exc}")
             return EXIT_FAILED
         server.start()
+        # Downloads, uploads and quantizing from the page run in the server's own transfers
+        # service (new files in the first --dir, hub downloads in the Hugging Face cache);
+        # downloads an earlier run left unfinished carry on.
+        server.state.transfers.resume_pending()
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             print(f"warning: listening on {args.host}, reachable beyond this machine")
         print(f"llm-desktop serving on {server.base_url}")

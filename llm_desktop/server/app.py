@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import anyio
+import platformdirs
 from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,19 +25,33 @@ from starlette.routing import Route
 
 from llm_desktop.core import palette, presenter
 from llm_desktop.core.engine import Engine
-from llm_desktop.core.events import ModelState, ProgressEvent, Stage
+from llm_desktop.core.events import TRANSFER_OPS, ModelState, ProgressEvent, Stage
 from llm_desktop.core.library import LibraryModel, ModelLibrary
+from llm_desktop.core.model_locations import APP_NAME, default_models_dir
 from llm_desktop.core.options import InvalidOptions, LoadOptions
 from llm_desktop.core.presenter import ActionId
 from llm_desktop.core.resources import resource_path
 from llm_desktop.core.store import ModelStore
-from llm_desktop.server import page
+from llm_desktop.core.transfers import Transfers
+from llm_desktop.core.upload import DEFAULT_UPLOAD_LIMIT
+from llm_desktop.server import page, page_getting
+from llm_desktop.server.getting import Getting
 from llm_desktop.server.guard import TOKEN_COOKIE, BodyTooLarge, Guard, RateLimiter
 from llm_desktop.server.hub import EventHub, Feed
 
 MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,159}$")
 LOAD_TERMINAL = frozenset({Stage.COMPLETE, Stage.FAILED, Stage.CANCELLED})
 PING_S = 15
+
+
+def is_upload_path(path: str) -> bool:
+    """Request bodies streamed to disk: the guard's size limit for JSON and forms does not
+    apply (an upload has its own, `ServerConfig.upload_limit`)."""
+    if path in ("/api/uploads", "/actions/upload"):
+        return True
+    return path.startswith("/api/uploads/") and path != "/api/uploads/start"
+
+
 # What the page can carry out: everything but "Try it", which is the desktop's prompt panel.
 PAGE_ACTIONS = frozenset(ActionId) - {ActionId.TRY}
 MEDIA_TYPES = {
@@ -74,6 +89,7 @@ class ServerConfig:
     max_streams_per_client: int = 128
     port_ref: list[int] = field(default_factory=lambda: [0])
     dev: bool = False  # serve the seed's standalone test page
+    upload_limit: int = DEFAULT_UPLOAD_LIMIT  # the largest file the page may upload
 
 
 def error(status: int, kind: str, message: str, headers: dict | None = None) -> JSONResponse:
@@ -85,13 +101,30 @@ def error(status: int, kind: str, message: str, headers: dict | None = None) -> 
 class LlmServer:
     """Handlers bound to one engine, library and configuration."""
 
-    def __init__(self, engine: Engine, library: ModelLibrary, config: ServerConfig):
+    def __init__(
+        self,
+        engine: Engine,
+        library: ModelLibrary,
+        config: ServerConfig,
+        transfers: Transfers | None = None,
+    ):
         self.engine = engine
         self.library = library
         self.config = config
         self.store = ModelStore(offers=PAGE_ACTIONS)
         self.store.set_library(library.models())
         self.hub = EventHub(engine.bus, self.store)
+        # Downloads, uploads and quantizing: the app's own service when it passes one (its
+        # new models then reach this server through `model_added`), else one of our own.
+        self.owns_transfers = transfers is None
+        self.transfers = transfers or Transfers(
+            engine.bus,
+            models_dir=library.folders[0] if library.folders else default_models_dir(),
+            state_dir=platformdirs.user_data_path(APP_NAME),
+            upload_limit=config.upload_limit,
+            on_model_added=self.model_added,
+        )
+        self.getting = Getting(self)
         self.load_limiter = RateLimiter(*config.load_rate)
         self.streams: dict[str, int] = {}
         self.closing = threading.Event()
@@ -160,6 +193,29 @@ class LlmServer:
     def _close_stream(self, request: Request) -> None:
         key = self.client_key(request)
         self.streams[key] = max(0, self.streams.get(key, 0) - 1)
+
+    def model_added(self, path: str) -> None:
+        """A transfer made a new model file: list it (called on the transfer's thread, off
+        the event loop; thread-safe)."""
+        self.refresh_now()
+
+    def refresh_now(self) -> list[LibraryModel]:
+        """`refresh` for a thread that is not the event loop's."""
+        models = self.library.refresh()
+        busy = self.store.in_state(ModelState.LOADING, ModelState.LOADED, ModelState.UNLOADING)
+        self.store.set_library(models, keep=busy)
+        return models
+
+    def model_states(self) -> dict[str, dict[str, Any]]:
+        """The last event of every model (transfers have their own list)."""
+        return {
+            key: event.to_dict()
+            for key, event in self.engine.states().items()
+            if event.op not in TRANSFER_OPS
+        }
+
+    def transfer_views(self) -> list[dict[str, Any]]:
+        return [view.to_dict() for view in self.store.transfers()]
 
     async def refresh(self) -> list[LibraryModel]:
         """Scan the library again (off the loop) and give the store the result; models that
@@ -250,8 +306,10 @@ class LlmServer:
         authorized = request.state.authorized
         views = []
         notice = None
+        getting: dict[str, Any] = {}
         if authorized:
             await self.refresh()
+            getting = await self.getting.page_state(query)
             views = self.store.views()
             notice_model = query.get("notice")
             if notice_model:
@@ -265,6 +323,12 @@ class LlmServer:
             notice=notice,
             theme=query.get("theme"),
             authorized=authorized,
+            transfers=self.store.transfers() if authorized else [],
+            getting=getting,
+            quantizable=page_getting.quantizable_models(
+                self.library.models(), {view.model: view.title for view in views}
+            ),
+            upload_limit=min(self.transfers.upload_limit, self.config.upload_limit),
         )
         return HTMLResponse(
             html,
@@ -338,8 +402,9 @@ class LlmServer:
     async def status(self, request: Request) -> Response:
         return JSONResponse(
             {
-                "models": {key: event.to_dict() for key, event in self.engine.states().items()},
+                "models": self.model_states(),
                 "views": {view.model: view.to_dict() for view in self.store.views()},
+                "transfers": self.transfer_views(),
                 "seq": self.engine.bus.last_seq,
             }
         )
@@ -393,7 +458,8 @@ class LlmServer:
             snapshot = {
                 "seq": after,
                 "views": [view.to_dict() for view in self.store.views()],
-                "models": {key: e.to_dict() for key, e in self.engine.states().items()},
+                "models": self.model_states(),
+                "transfers": self.transfer_views(),
             }
             feed = self.hub.follow(after=after)
         else:
@@ -475,17 +541,28 @@ class LlmServer:
         return error(405, "method_not_allowed", "That method is not allowed here")
 
     def close(self) -> None:
+        self.getting.close()
+        if self.owns_transfers:
+            self.transfers.shutdown()
         self.hub.close()
 
 
 def create_app(
-    engine: Engine, library: ModelLibrary, config: ServerConfig | None = None
+    engine: Engine,
+    library: ModelLibrary,
+    config: ServerConfig | None = None,
+    transfers: Transfers | None = None,
 ) -> tuple[Guard, LlmServer]:
     config = config or ServerConfig()
-    server = LlmServer(engine, library, config)
+    server = LlmServer(engine, library, config, transfers)
+    getting = server.getting
     routes = [
         Route("/", server.index, methods=["GET", "HEAD"]),
         Route("/index.html", server.index, methods=["GET", "HEAD"]),
+        Route("/actions/download", getting.form_download, methods=["POST"]),
+        Route("/actions/upload", getting.form_upload, methods=["POST"]),
+        Route("/actions/quantize", getting.form_quantize, methods=["POST"]),
+        Route("/actions/transfer/{action}", getting.form_steer, methods=["POST"]),
         Route("/actions/{action}", server.action, methods=["POST"]),
         Route("/static/css/palette.css", server.palette, methods=["GET", "HEAD"]),
         Route("/api/llm/models", server.models, methods=["GET"]),
@@ -496,11 +573,27 @@ def create_app(
         Route("/api/llm/cancel", server.cancel, methods=["POST"]),
         Route("/api/llm/unload", server.unload, methods=["POST"]),
         Route("/api/llm/remove", server.remove, methods=["POST"]),
+        Route("/api/hub/search", getting.api_search, methods=["GET"]),
+        Route("/api/hub/repo", getting.api_repo, methods=["GET"]),
+        Route("/api/hub/fit", getting.api_fit, methods=["GET"]),
+        Route("/api/downloads", getting.api_download, methods=["POST"]),
+        Route("/api/quantize", getting.api_quantize, methods=["POST"]),
+        Route("/api/transfers", getting.api_transfers, methods=["GET"]),
+        Route("/api/transfers/{action}", getting.api_steer, methods=["POST"]),
+        Route("/api/uploads", getting.api_upload, methods=["POST"]),
+        Route("/api/uploads/start", getting.api_upload_start, methods=["POST"]),
+        Route("/api/uploads/{key}", getting.api_upload_body, methods=["POST"]),
         *(Route(path, server.static, methods=["GET", "HEAD"]) for path in server.files),
     ]
     app = Starlette(
         routes=routes,
         exception_handlers={404: server.not_found, 405: server.not_allowed},
     )
-    guarded = Guard(app, token=config.token, hosts=config.hosts, port_ref=config.port_ref)
+    guarded = Guard(
+        app,
+        token=config.token,
+        hosts=config.hosts,
+        port_ref=config.port_ref,
+        streamed=is_upload_path,
+    )
     return guarded, server

@@ -6,7 +6,8 @@
   strict same-site cookie the page sets (so the page, with scripts or without, needs no token
   in its address after the first visit). Other paths learn whether the token came with them.
 - Paths with NUL, backslashes or `..` (also percent-encoded) are refused before routing.
-- Request bodies over the limit are refused.
+- Request bodies over the limit are refused, except where `streamed(path)` says the handler
+  streams the body to disk under a limit of its own (uploads).
 Every refusal is a JSON error with a status that says why.
 """
 
@@ -17,7 +18,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs, unquote
 
@@ -81,8 +82,17 @@ class RateLimiter:
 class Guard:
     """ASGI middleware applying the checks above."""
 
-    def __init__(self, app, *, token: str, hosts: Iterable[str], port_ref: list[int]):
+    def __init__(
+        self,
+        app,
+        *,
+        token: str,
+        hosts: Iterable[str],
+        port_ref: list[int],
+        streamed: Callable[[str], bool] = lambda _path: False,
+    ):
         self.app = app
+        self.streamed = streamed
         self.token = token.encode()
         self.hosts = {split_host(host) for host in hosts} | LOOPBACK_NAMES
         self.port_ref = port_ref  # the bound port, known only once the socket is bound
@@ -119,6 +129,9 @@ class Guard:
             await send_error(
                 send, status, "unauthorized", message, [(b"www-authenticate", b"Bearer")]
             )
+            return
+        if self.streamed(scope["path"]):  # protected (above); the handler limits the size
+            await self.app(scope, receive, self._with_cors(send, origin))
             return
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):

@@ -12,12 +12,21 @@ is written once, here. The words the page needs that no event carries come from
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from html import escape
+from typing import Any
 
 from llm_desktop.core import presenter
-from llm_desktop.core.events import ModelState
+from llm_desktop.core.events import TRANSFER_OPS, ModelState
+from llm_desktop.core.fit import format_bytes
 from llm_desktop.core.presenter import Action, ActionId, CardView, Notice
+from llm_desktop.core.quantize import QUANT_TYPES
+from llm_desktop.core.transfer_presenter import TransferView
+from llm_desktop.core.upload import DEFAULT_UPLOAD_LIMIT
+from llm_desktop.server import page_getting
+from llm_desktop.server.markup import CARD_TEXT, attrs, fit_badge_html
+
+__all__ = ["CARD_TEXT", "attrs", "card_html", "page_html"]
 
 # Actions that are forms; "details" is a <details> element, "try" is the desktop's own panel.
 FORM_ACTIONS = (ActionId.LOAD, ActionId.RETRY, ActionId.CANCEL, ActionId.UNLOAD, ActionId.REMOVE)
@@ -32,12 +41,6 @@ ICON_CLOSE = (
     'stroke-width="1.8" stroke-linecap="round" aria-hidden="true" focusable="false">'
     '<path d="M5.5 5.5l9 9M14.5 5.5l-9 9"/></svg>'
 )
-# The words a card composes from a view's fields: used here and, through the page data, by
-# llm.js when it binds a later view (it fills the {fields}; it writes no words of its own).
-CARD_TEXT = {
-    "progress_label": "{title} load progress",
-    "fit_summary": ": {summary}",
-}
 ICON_REFRESH = (
     '<svg viewBox="0 0 20 20" width="16" height="16" fill="none" stroke="currentColor" '
     'stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true" '
@@ -45,29 +48,11 @@ ICON_REFRESH = (
 )
 
 
-def attrs(**values: str | int | bool | None) -> str:
-    """` name="value"` pairs; True is a bare attribute, False and None are left out."""
-    out = []
-    for name, value in values.items():
-        name = name.rstrip("_").replace("_", "-")
-        if value is None or value is False:
-            continue
-        out.append(f" {name}" if value is True else f' {name}="{escape(str(value))}"')
-    return "".join(out)
-
-
 def card_html(view: CardView) -> str:
     """One model card. `llm.js` updates exactly these elements from later views."""
     dom_id = f"model-{view.model}"
     busy = view.busy
-    fit = view.fit
-    badge = (
-        f'<span class="fit-badge"{attrs(data_verdict=fit.verdict, title=fit.summary)}>'
-        f'{escape(fit.text)}<span class="sr-only">'
-        f"{escape(CARD_TEXT['fit_summary'].format(summary=fit.summary))}</span></span>"
-        if fit
-        else '<span class="fit-badge" hidden></span>'
-    )
+    badge = fit_badge_html(view.fit)
     details = ""
     if view.has(ActionId.DETAILS) and view.error is not None:
         lines = "\n".join((view.error.message, *view.error.detail))
@@ -198,7 +183,8 @@ def templates_html() -> str:
     )
     return (
         f'<template id="llm-card-template">{card_html(_blank_view())}</template>\n'
-        f'  <template id="llm-toast-template">{toast}</template>'
+        f'  <template id="llm-toast-template">{toast}</template>\n'
+        f"  {page_getting.templates_html()}"
     )
 
 
@@ -209,7 +195,13 @@ def page_html(
     notice: Notice | None = None,
     theme: str | None = None,
     authorized: bool = True,
+    transfers: Sequence[TransferView] = (),
+    getting: dict[str, Any] | None = None,
+    quantizable: Iterable[tuple[str, str]] = (),
+    upload_limit: int = DEFAULT_UPLOAD_LIMIT,
 ) -> str:
+    """The whole page. `getting` is what the "Get models" section shows (`?q=`, `?repo=`);
+    `quantizable` the (id, title) of the models the quantizer can take."""
     views = list(views)
     cards = "".join(card_html(view) for view in views)
     page_data = {
@@ -219,6 +211,8 @@ def page_html(
         "notice_limit": presenter.NOTICE_LIMIT,
         "card_text": CARD_TEXT,
         "form_actions": [str(action) for action in FORM_ACTIONS],
+        "transfer_text": page_getting.TRANSFER_TEXT,
+        "transfer_ops": sorted(TRANSFER_OPS),
         "authorized": authorized,
     }
     if not authorized:
@@ -232,6 +226,14 @@ def page_html(
             f'<div id="empty-state" class="empty-state"{attrs(hidden=bool(views))}>'
             f"<h3>No models yet</h3><p>{escape(presenter.PAGE_TEXT['empty'])}</p></div>"
         )
+    limit_text = format_bytes(upload_limit)
+    lower = (
+        '<div class="lower-grid">'
+        f"{page_getting.getting_html(getting or {}, quantizable, QUANT_TYPES, limit_text)}"
+        f"{page_getting.transfers_html(list(transfers))}</div>"
+        if authorized
+        else ""
+    )
     return f"""<!doctype html>
 <html lang="en"{attrs(data_theme=theme if theme in ("light", "dark") else None)}>
 <head>
@@ -243,6 +245,7 @@ def page_html(
   <link rel="icon" href="/favicon.ico">
   <link rel="stylesheet" href="/static/css/palette.css">
   <link rel="stylesheet" href="/static/css/llm-progress.css">
+  <link rel="stylesheet" href="/static/css/get-models.css">
 </head>
 <body>
   <a class="skip-link" href="#model-grid">Skip to models</a>
@@ -275,6 +278,7 @@ def page_html(
       <div id="model-grid" class="model-grid"{attrs(hidden=not views)}>{cards}</div>
       {body}
     </section>
+    {lower}
   </main>
   <div id="toast-container" class="toast-container" aria-live="polite"
        aria-label="{escape(presenter.PAGE_TEXT["notifications"])}"></div>

@@ -10,6 +10,7 @@ import uvicorn
 
 from llm_desktop.core.engine import Engine
 from llm_desktop.core.library import ModelLibrary
+from llm_desktop.core.transfers import Transfers
 from llm_desktop.server.app import LlmServer, ServerConfig, create_app
 
 log = logging.getLogger(__name__)
@@ -26,12 +27,13 @@ class ServerThread:
         host: str = "127.0.0.1",
         port: int = 0,
         config: ServerConfig | None = None,
+        transfers: Transfers | None = None,
     ):
         self.config = config or ServerConfig(hosts=(host,))
         if host not in self.config.hosts:
             self.config.hosts = (*self.config.hosts, host)
         self.host = host
-        self.app, self.server_state = create_app(engine, library, self.config)
+        self.app, self.server_state = create_app(engine, library, self.config, transfers)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.socket = socket.socket(family, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -4,6 +4,10 @@
 Python test checks the committed file still matches it, and the JavaScript suite binds every
 view onto a card and checks the page shows what the server renders (`html`). A change to a
 display rule therefore shows up as a diff of this file, reviewed once, for every surface.
+
+Cards are cases with a `view`; transfer rows (downloads, uploads, quantizing) cases with a
+`transfer`; the hub's search hits and a repository's models cases with a `hit` or a
+`remote_model`.
 """
 
 from __future__ import annotations
@@ -13,12 +17,23 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from llm_desktop.core import presenter
+from llm_desktop.core import hf_hub, presenter, transfer_presenter
 from llm_desktop.core.catalog import ModelEntry
-from llm_desktop.core.events import GPU_OOM_MESSAGE, ErrorInfo, ErrorKind, ProgressEvent, Stage
+from llm_desktop.core.events import (
+    GPU_OOM_MESSAGE,
+    OP_DOWNLOAD,
+    OP_QUANTIZE,
+    OP_UPLOAD,
+    ErrorInfo,
+    ErrorKind,
+    ProgressEvent,
+    Stage,
+)
 from llm_desktop.core.fit import FitVerdict, MemoryEstimate
 from llm_desktop.core.options import LoadOptions
+from llm_desktop.server import hub_views
 from llm_desktop.server.page import card_html
+from llm_desktop.server.page_getting import hit_html, remote_model_html, transfer_row_html
 
 GOLDEN = Path(__file__).with_name("presentation.json")
 GB = 1_000_000_000
@@ -249,8 +264,201 @@ def cases() -> list[dict]:
     return [*out, {"name": "two models with one name", "titles": presenter.titles(same_name)}]
 
 
+DOWNLOAD_KEY = "download:acme/Tiny-GGUF:Tiny-Q4_K_M.gguf"
+DOWNLOAD_LABEL = "acme/Tiny-GGUF · Q4_K_M"
+MB = 1_000_000
+
+
+def transfer_event(
+    op: str, key: str, stage: Stage, pct: float, message: str, seq: int, **fields
+) -> ProgressEvent:
+    return ProgressEvent(key, seq, stage, pct, message, op=op, ts=0.0, **fields)
+
+
+def download(stage: Stage, pct: float, message: str, seq: int, **fields) -> ProgressEvent:
+    fields.setdefault("label", DOWNLOAD_LABEL)
+    return transfer_event(OP_DOWNLOAD, DOWNLOAD_KEY, stage, pct, message, seq, **fields)
+
+
+def transfer_cases() -> list[dict]:
+    moving = dict(bytes_done=412 * MB, bytes_total=1200 * MB, rate_bps=38.2e6, eta_s=21.0)
+    kept = dict(bytes_done=412 * MB, bytes_total=1200 * MB)
+    result = "/cache/models--acme--Tiny-GGUF/snapshots/abc/Tiny-Q4_K_M.gguf"
+    upload_key = "upload:0123456789ab"
+    quantize_key = "quantize:/models/demo-Q4_K_M.gguf"
+    rows = [
+        ("download connecting", download(Stage.CONNECTING, 0, "Reading acme/Tiny-GGUF", 1)),
+        ("downloading", download(Stage.DOWNLOADING, 33.3, "412 MB of 1.2 GB", 2, **moving)),
+        (
+            "downloading, stalled",
+            download(Stage.DOWNLOADING, 33.3, "412 MB of 1.2 GB", 3, **kept, stalled_s=6.0),
+        ),
+        (
+            "reconnecting",
+            download(Stage.RETRYING, 33.3, "Connection dropped; trying again in 2 s", 4, **kept),
+        ),
+        ("paused", download(Stage.PAUSED, 33.3, "Paused; the bytes so far are kept", 5, **kept)),
+        (
+            "verifying",
+            download(Stage.VERIFYING, 96, "Checking sha256", 6, bytes_total=1200 * MB),
+        ),
+        (
+            "downloaded",
+            download(
+                Stage.COMPLETE,
+                100,
+                "Downloaded 1.2 GB in 31 s",
+                7,
+                bytes_done=1200 * MB,
+                bytes_total=1200 * MB,
+                result_path=result,
+            ),
+        ),
+        (
+            "download failed, network (resumable)",
+            download(
+                Stage.FAILED,
+                33.3,
+                "The connection failed",
+                8,
+                **kept,
+                error=ErrorInfo(ErrorKind.NETWORK, "The connection failed after 4 tries"),
+            ),
+        ),
+        (
+            "download failed, gated",
+            download(
+                Stage.FAILED,
+                0,
+                "gated",
+                9,
+                label=None,
+                error=ErrorInfo(ErrorKind.UNAUTHORIZED, "The repository is gated; log in"),
+            ),
+        ),
+        (
+            "download cancelled, bytes kept",
+            download(Stage.CANCELLED, 33.3, "Cancelled; 412 MB kept to resume", 10, **kept),
+        ),
+        (
+            "uploading",
+            transfer_event(
+                OP_UPLOAD,
+                upload_key,
+                Stage.UPLOADING,
+                50.2,
+                "2.0 GB of 4.1 GB",
+                11,
+                label="my-model.gguf",
+                bytes_done=2000 * MB,
+                bytes_total=4100 * MB,
+                rate_bps=412e6,
+                eta_s=5.1,
+            ),
+        ),
+        (
+            "upload refused, not a GGUF",
+            transfer_event(
+                OP_UPLOAD,
+                upload_key,
+                Stage.FAILED,
+                1,
+                "notes.gguf is not a GGUF model",
+                12,
+                label="notes.gguf",
+                bytes_done=4096,
+                bytes_total=9000,
+                error=ErrorInfo(ErrorKind.INVALID_MODEL, "notes.gguf is not a GGUF model"),
+            ),
+        ),
+        (
+            "quantizing",
+            transfer_event(
+                OP_QUANTIZE,
+                quantize_key,
+                Stage.QUANTIZING,
+                41,
+                "Tensor 45 of 236 · blk.3.ffn_up.weight",
+                13,
+                label="demo-Q4_K_M.gguf",
+                bytes_done=410 * MB,
+                bytes_total=1000 * MB,
+                rate_bps=80e6,
+                eta_s=7.4,
+            ),
+        ),
+        (
+            "quantized",
+            transfer_event(
+                OP_QUANTIZE,
+                quantize_key,
+                Stage.COMPLETE,
+                100,
+                "Quantized to Q4_K_M in 12 s",
+                14,
+                label="demo-Q4_K_M.gguf",
+                bytes_done=300 * MB,
+                bytes_total=300 * MB,
+                result_path="/models/demo-Q4_K_M.gguf",
+            ),
+        ),
+    ]
+    out = []
+    for name, ev in rows:
+        view = transfer_presenter.transfer_view(ev)
+        notice = transfer_presenter.transfer_notice(view, ev)
+        out.append(
+            {
+                "name": name,
+                "event": ev.to_dict(),
+                "transfer": view.to_dict(),
+                "notice": notice.to_dict() if notice else None,
+                "html": transfer_row_html(view),
+            }
+        )
+    return out
+
+
+def hub_cases() -> list[dict]:
+    hits = [
+        hf_hub.RepoHit("acme/Tiny-GGUF", 1520, 42, "2026-11-20", False),
+        hf_hub.RepoHit("acme/Gated-GGUF", 1, 0, None, True),
+    ]
+    files = (
+        hf_hub.RemoteFile("Big-Q4_K_M-00001-of-00002.gguf", 21 * MB, "a" * 64),
+        hf_hub.RemoteFile("Big-Q4_K_M-00002-of-00002.gguf", 20 * MB, "b" * 64),
+    )
+    single = hf_hub.RemoteModel(
+        "acme/Tiny-GGUF",
+        "c" * 40,
+        (hf_hub.RemoteFile("Tiny-Q4_K_M.gguf", 12_600_000, "d" * 64),),
+        "Q4_K_M",
+    )
+    split = hf_hub.RemoteModel("acme/Big-GGUF", "e" * 40, files, "Q4_K_M")
+    models = [
+        ("a model, fit not read yet", hub_views.remote_model_view(single)),
+        ("a model that fits", hub_views.remote_model_view(single, verdict("gpu", 33))),
+        ("a split model, CPU only", hub_views.remote_model_view(split, verdict("cpu"))),
+        (
+            "a model whose header cannot be read",
+            hub_views.remote_model_view(single, None, "Access denied: this repository is gated"),
+        ),
+    ]
+    out: list[dict] = [
+        {"name": f"hit: {hit.repo_id}", "hit": view.to_dict(), "html": hit_html(view)}
+        for hit in hits
+        for view in [hub_views.hit_view(hit, "tiny")]
+    ]
+    out += [
+        {"name": name, "remote_model": view.to_dict(), "html": remote_model_html(view)}
+        for name, view in models
+    ]
+    return out
+
+
 def render() -> str:
-    return json.dumps({"cases": cases()}, indent=1, ensure_ascii=False) + "\n"
+    table = {"cases": [*cases(), *transfer_cases(), *hub_cases()]}
+    return json.dumps(table, indent=1, ensure_ascii=False) + "\n"
 
 
 if __name__ == "__main__":

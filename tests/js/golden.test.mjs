@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CardBinder } from '../../resources/web/static/js/views.js';
-import { golden, pageData, pageWindow } from './helpers/fakes.mjs';
+import { canon, golden, pageData, pageWindow } from './helpers/fakes.mjs';
 
 const window = pageWindow();
 const document = window.document;
@@ -24,27 +24,6 @@ function cardFrom(html) {
   const box = document.createElement('div');
   box.innerHTML = html;
   return box.firstElementChild;
-}
-
-/** An element as [tag, attributes, children]: classes sorted, style parsed, text merged. */
-export function canon(node) {
-  const attributes = {};
-  for (const attribute of Array.from(node.attributes).sort((a, b) => a.name.localeCompare(b.name))) {
-    if (attribute.name === 'class') attributes.class = Array.from(node.classList).sort().join(' ');
-    else if (attribute.name === 'style') attributes.style = node.style.cssText;
-    else attributes[attribute.name] = attribute.value;
-  }
-  if (node.tagName === 'INPUT') attributes['.value'] = node.value;
-  const children = [];
-  for (const child of node.childNodes) {
-    if (child.nodeType === 3) {
-      if (typeof children[children.length - 1] === 'string') children[children.length - 1] += child.data;
-      else if (child.data) children.push(child.data);
-    } else if (child.nodeType === 1) {
-      children.push(canon(child));
-    }
-  }
-  return [node.tagName.toLowerCase(), attributes, children];
 }
 
 test('the golden table has card cases and a titles case', () => {

@@ -10,7 +10,8 @@ import { JS_DIR, golden, pageData, pageWindow } from './helpers/fakes.mjs';
 const sources = readdirSync(JS_DIR)
   .filter((name) => name.endsWith('.js'))
   .map((name) => ({ name, text: readFileSync(join(JS_DIR, name), 'utf8') }));
-const cases = golden().filter((c) => c.view);
+const table = golden();
+const cases = table.filter((c) => c.view);
 const data = pageData(pageWindow().document);
 
 /** Every string literal of a source ('…', "…", `…` without their quotes). */
@@ -20,7 +21,17 @@ function literals(text) {
 
 test('the scripts are the modules, and the old 1,850-line file is gone', () => {
   const names = sources.map((s) => s.name).sort();
-  assert.deepEqual(names, ['llm.js', 'main.js', 'page.js', 'sse.js', 'store.js', 'transport.js', 'views.js']);
+  assert.deepEqual(names, [
+    'getmodels.js',
+    'llm.js',
+    'main.js',
+    'page.js',
+    'sse.js',
+    'store.js',
+    'transfers.js',
+    'transport.js',
+    'views.js',
+  ]);
   for (const { name, text } of sources) assert.ok(text.split('\n').length < 700, `${name} is too long`);
 });
 
@@ -43,6 +54,36 @@ test('no stage label, state label or action label of the server is written in a 
     for (const label of ['Loading weights', 'Creating context', 'Warming up', 'Reading metadata']) {
       assert.ok(!text.includes(label), `${name} mentions the stage label "${label}"`);
     }
+  }
+});
+
+test('no transfer or hub words of the server are written in a script', () => {
+  const words = new Set();
+  for (const c of table) {
+    if (c.transfer) {
+      words.add(c.transfer.stage_label);
+      words.add(c.transfer.kind_word);
+      for (const action of c.transfer.actions) words.add(action.label);
+      if (c.transfer.cancel_question) {
+        words.add(c.transfer.cancel_question.keep.label);
+        words.add(c.transfer.cancel_question.discard.label);
+      }
+    }
+    if (c.hit) words.add(c.hit.open.label);
+    if (c.hit && c.hit.gated_text) words.add(c.hit.gated_text);
+    if (c.remote_model) words.add(c.remote_model.download.label);
+  }
+  assert.ok(words.has('Downloading') && words.has('Pause') && words.has('Download'));
+  for (const { name, text } of sources) {
+    for (const literal of literals(text)) {
+      for (const word of words) {
+        const escaped = word.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+        const alone = new RegExp(`(^|[^A-Za-z-])${escaped}($|[^A-Za-z-])`);
+        assert.ok(!alone.test(literal), `${name} writes "${word}" in ${JSON.stringify(literal)}`);
+      }
+    }
+    const numbers = /\b(left|stalled|likes)\b| downloads\b/; // "about 21 s left", "42 likes"
+    assert.ok(!numbers.test(literals(text).join('\n')), `${name} writes a transfer's or a hit's numbers`);
   }
 });
 

@@ -185,3 +185,24 @@ export function pageData(document) {
 export function payload(model, seq, stage, view, notice = null, extra = {}) {
   return { model, seq, stage, pct: view ? view.pct : 0, state: view ? view.state : 'loading', message: '', ...extra, view: view ? { ...view, model, seq } : null, notice };
 }
+
+/** An element as [tag, attributes, children]: classes sorted, style parsed, text merged. */
+export function canon(node) {
+  const attributes = {};
+  for (const attribute of Array.from(node.attributes).sort((a, b) => a.name.localeCompare(b.name))) {
+    if (attribute.name === 'class') attributes.class = Array.from(node.classList).sort().join(' ');
+    else if (attribute.name === 'style') attributes.style = node.style.cssText;
+    else attributes[attribute.name] = attribute.value;
+  }
+  if (node.tagName === 'INPUT') attributes['.value'] = node.value;
+  const children = [];
+  for (const child of node.childNodes) {
+    if (child.nodeType === 3) {
+      if (typeof children[children.length - 1] === 'string') children[children.length - 1] += child.data;
+      else if (child.data) children.push(child.data);
+    } else if (child.nodeType === 1) {
+      children.push(canon(child));
+    }
+  }
+  return [node.tagName.toLowerCase(), attributes, children];
+}

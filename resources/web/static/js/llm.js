@@ -4,8 +4,9 @@
  * The seed's API is kept: loadModelWithSSE(id, options), updateProgress(modelId, stage, pct,
  * message), showToast(message, type, options), setSseEnabled(enabled), cancelLoading(modelId),
  * cleanup(). Underneath: transport.js (HTTP, retries), sse.js (streams, fallback, polling),
- * store.js (events reduced to the newest view per model) and views.js (cards, toasts and the
- * connection state, bound from what the server sent).
+ * store.js (events reduced to the newest view per model), views.js (cards, toasts and the
+ * connection state, bound from what the server sent) and transfers.js (the Transfers list:
+ * downloads, uploads and quantizing, whose events come on the same stream).
  *
  * Everything a person reads comes from the server: card views and notices with every event,
  * PAGE_TEXT and the notice timeouts in the page data (#llm-page-data). This file writes none.
@@ -15,6 +16,7 @@ import { ApiError, Transport, abortError, isAbort, realTimers } from './transpor
 import { ModelStore, checkEvent, checkView } from './store.js';
 import { CardBinder, Toaster, bindConnection } from './views.js';
 import { EventsFeed, LoadRun, StatusPoller } from './sse.js';
+import { TransferBinder, TransferList } from './transfers.js';
 
 const noop = () => {};
 const REFRESH_DELAY_MS = 300;
@@ -97,6 +99,17 @@ export class LLMManager {
       timers: this.timers,
       onAction: (action, notice) => this.runAction(action.id, notice.model, action.options),
     });
+    this.transferOps = new Set(this.pageData.transfer_ops || []);
+    this.transfers = new TransferList({
+      document,
+      binder: new TransferBinder({
+        document,
+        template: document.getElementById('llm-transfer-template'),
+        transferText: this.pageData.transfer_text,
+      }),
+      list: document.getElementById('transfer-list'),
+      empty: document.getElementById('transfers-empty'),
+    });
     this.sseEnabled = options.sseEnabled !== undefined ? Boolean(options.sseEnabled) : true;
     /** Counters the tests and the dev page read. */
     this.stats = { events: 0, unparsable: 0, fallbacks: 0, reconnects: 0, streamErrors: 0 };
@@ -116,6 +129,7 @@ export class LLMManager {
       lastSeq: () => this.store.lastSeq,
       onSnapshot: (snapshot) => {
         this.store.applySnapshot(snapshot);
+        if (Array.isArray(snapshot.transfers)) this.transfers.replace(snapshot.transfers);
         this._syncEmpty();
       },
       onPayload: (payload) => this._payload(payload),
@@ -129,7 +143,10 @@ export class LLMManager {
       transport: this.transport,
       timers: this.timers,
       intervalMs: this.pageData.poll_interval_ms,
-      onStatus: (status) => this.store.applyStatus(status),
+      onStatus: (status) => {
+        this.store.applyStatus(status);
+        if (status && Array.isArray(status.transfers)) this.transfers.replace(status.transfers);
+      },
     });
     this.store.subscribe((change) => this._onChange(change));
   }
@@ -371,6 +388,7 @@ export class LLMManager {
 
   /** What a card button (or a toast's) does. Never rejects. */
   runAction(actionId, modelId, options = {}) {
+    if (this.transfers.has(String(modelId))) return this.runTransferAction(actionId, String(modelId));
     switch (actionId) {
       case 'load':
       case 'retry':
@@ -386,6 +404,52 @@ export class LLMManager {
       default:
         return Promise.resolve(null);
     }
+  }
+
+  /**
+   * What a transfer row's button (or its toast's) does: pause, resume, cancel (keeping the
+   * bytes), discard, dismiss, or load the model it made. Never rejects; resolves the answer.
+   */
+  async runTransferAction(actionId, key) {
+    const row = this.transfers.row(key);
+    const buttons = row ? Array.from(row.querySelectorAll(`button[data-action="${actionId}"]`)) : [];
+    for (const button of buttons) button.setAttribute('aria-disabled', 'true');
+    try {
+      const answer = await this.transport.request('POST', `/api/transfers/${actionId}`, { body: { key } });
+      if (actionId === 'dismiss') this.transfers.remove(key);
+      if (actionId === 'load' && answer.model) {
+        this._scheduleRefresh();
+        await this.refresh();
+        const card = this.getCard(answer.model);
+        if (card) {
+          if (card.scrollIntoView) card.scrollIntoView({ block: 'nearest' });
+          card.focus({ preventScroll: true });
+        }
+        this.loadModelWithSSE(answer.model).catch(noop);
+      }
+      return answer;
+    } catch (error) {
+      if (!isAbort(error)) this._failed('error.transfer_failed', error);
+      return { error };
+    } finally {
+      for (const button of buttons) if (button.isConnected) button.removeAttribute('aria-disabled');
+    }
+  }
+
+  /** GET /api/transfers: every row from its view (after a request the stream may not show). */
+  async syncTransfers() {
+    try {
+      const answer = await this.transport.request('GET', '/api/transfers', { retries: 1 });
+      this.transfers.replace(answer.transfers);
+      return answer;
+    } catch {
+      return null;
+    }
+  }
+
+  /** A toast for a request of the page that failed (titleKey: a PAGE_TEXT key). */
+  reportFailure(titleKey, error) {
+    this._failed(titleKey, error);
   }
 
   /** Opens a card's error details and moves the focus there. */
@@ -434,7 +498,19 @@ export class LLMManager {
 
   _payload(payload) {
     this.stats.events += 1;
-    this.store.applyPayload(payload);
+    if (this.transferOps.has(payload.op)) this._transferPayload(payload);
+    else this.store.applyPayload(payload);
+  }
+
+  /** A transfer's event: its row, its toast, and once it made a model, the model's card. */
+  _transferPayload(payload) {
+    this.store.seen(payload.seq);
+    const change = this.transfers.apply(payload.view);
+    if (!change) return;
+    const { view, previous } = change;
+    if (payload.notice) this.showNotice(payload.notice);
+    if (previous && previous.stage !== view.stage) this._announce(view.announcement);
+    if (view.stage === 'complete' && view.result_path) this._scheduleRefresh();
   }
 
   _onChange(change) {

@@ -10,15 +10,20 @@
  * Listeners get one change per update: {model, view?, previous?, event?, notice?, removed?}.
  */
 
+import { checkTransferView } from './transfers.js';
+
 export const PROGRESS_LOG_LIMIT = 20000;
 
-/** A checked SSE payload or event (an object with a model, a stage and a numeric seq), or null. */
+/** A checked SSE payload or event (an object with a model, a stage and a numeric seq), or null.
+ * Its view is a card's, or for a transfer ("download:…", "upload:…") a transfer row's. */
 export function checkEvent(data) {
   if (!data || typeof data !== 'object' || Array.isArray(data)) return null;
   if (typeof data.model !== 'string' || !data.model) return null;
   if (typeof data.stage !== 'string' || !data.stage) return null;
   if (!Number.isFinite(data.seq)) return null;
-  if (data.view !== undefined && data.view !== null && !checkView(data.view)) return null;
+  if (data.view !== undefined && data.view !== null && !checkView(data.view) && !checkTransferView(data.view)) {
+    return null;
+  }
   return data;
 }
 
@@ -156,6 +161,11 @@ export class ModelStore {
     this.views.delete(model);
     this.events.delete(model);
     return this._emit({ model, removed: true });
+  }
+
+  /** An event the store does not keep (a transfer's) still moves the resume point. */
+  seen(seq) {
+    this._seen(seq);
   }
 
   _seen(seq) {

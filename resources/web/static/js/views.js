@@ -26,12 +26,12 @@ export function fill(template, values) {
   );
 }
 
-function setText(element, text) {
+export function setText(element, text) {
   const value = text === undefined || text === null ? '' : String(text);
   if (element.textContent !== value) element.textContent = value;
 }
 
-function setAttr(element, name, value) {
+export function setAttr(element, name, value) {
   if (value === null || value === undefined || value === false) element.removeAttribute(name);
   else if (element.getAttribute(name) !== String(value)) element.setAttribute(name, String(value));
 }
@@ -116,22 +116,7 @@ export class CardBinder {
   }
 
   _bindFit(badge, fit) {
-    badge.hidden = !fit;
-    setAttr(badge, 'data-verdict', fit ? fit.verdict : null);
-    setAttr(badge, 'title', fit ? fit.summary : null);
-    if (!fit) {
-      if (badge.firstChild) badge.replaceChildren();
-      return;
-    }
-    let summary = badge.querySelector('.sr-only');
-    if (!summary) {
-      summary = this.document.createElement('span');
-      summary.className = 'sr-only';
-    }
-    setText(summary, fill(this.cardText.fit_summary, { summary: fit.summary }));
-    const text = badge.firstChild && badge.firstChild.nodeType === 3 ? badge.firstChild : null;
-    if (text && text.data === fit.text && text.nextSibling === summary && !summary.nextSibling) return;
-    badge.replaceChildren(this.document.createTextNode(fit.text), summary);
+    bindFit(this.document, badge, fit, this.cardText);
   }
 
   _bindDetails(details, view) {
@@ -193,6 +178,26 @@ export class CardBinder {
     button.removeAttribute('aria-disabled');
     setText(button, action.label);
   }
+}
+
+/** A fit badge (a card's, or a hub model's) from the presenter's FitBadge, or hidden. */
+export function bindFit(document, badge, fit, cardText = {}) {
+  badge.hidden = !fit;
+  setAttr(badge, 'data-verdict', fit ? fit.verdict : null);
+  setAttr(badge, 'title', fit ? fit.summary : null);
+  if (!fit) {
+    if (badge.firstChild) badge.replaceChildren();
+    return;
+  }
+  let summary = badge.querySelector('.sr-only');
+  if (!summary) {
+    summary = document.createElement('span');
+    summary.className = 'sr-only';
+  }
+  setText(summary, fill(cardText.fit_summary, { summary: fit.summary }));
+  const text = badge.firstChild && badge.firstChild.nodeType === 3 ? badge.firstChild : null;
+  if (text && text.data === fit.text && text.nextSibling === summary && !summary.nextSibling) return;
+  badge.replaceChildren(document.createTextNode(fit.text), summary);
 }
 
 /** Shows the live-update state: its words and description from PAGE_TEXT. */
