@@ -123,7 +123,7 @@ def hit_view(hit: hf_hub.RepoHit, query: str = "") -> HitView:
         gated=hit.gated,
         gated_text="Gated" if hit.gated else "",
         href=page_href(query, hit.repo_id),
-        open=Button("Show models", f"Show the GGUF models of {hit.repo_id}"),
+        open=Button("Show models", f"Show models of {hit.repo_id}"),
     )
 
 

@@ -280,7 +280,7 @@ def page_html(
     </section>
     {lower}
   </main>
-  <div id="toast-container" class="toast-container" aria-live="polite"
+  <div id="toast-container" class="toast-container" role="region" aria-live="polite"
        aria-label="{escape(presenter.PAGE_TEXT["notifications"])}"></div>
   <div id="llm-announcer" class="sr-only" aria-live="polite" aria-atomic="true"></div>
   {templates_html()}

@@ -165,7 +165,7 @@ def hit_html(hit: HitView) -> str:
     return (
         f'<li class="hub-hit"{attrs(data_repo_id=hit.repo_id)}>'
         '<div class="hub-hit-info">'
-        f'<h4 class="hub-hit-title">{escape(hit.title)}</h4>'
+        f'<h3 class="hub-hit-title">{escape(hit.title)}</h3>'
         f'<p class="hub-hit-facts">{escape(hit.facts)}</p></div>'
         f'<span class="hub-gated"{attrs(hidden=not hit.gated)}>{escape(hit.gated_text)}</span>'
         f'<a class="btn btn-small hub-open"{attrs(href=hit.href, data_repo_id=hit.repo_id)}'
