@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 import anyio
 from starlette.requests import ClientDisconnect, Request
@@ -40,6 +41,8 @@ from llm_desktop.server.uploads import (
 
 if TYPE_CHECKING:
     from llm_desktop.server.app import LlmServer
+
+log = logging.getLogger(__name__)
 
 # A hub failure as an HTTP status.
 HUB_STATUS: dict[ErrorKind, int] = {
@@ -125,8 +128,8 @@ class Getting:
             async def one(model: hf_hub.RemoteModel) -> None:
                 try:
                     fits[model.first.path] = (await self.fit(repo_id, model.first.path))[1]
-                except ModelError as exc:
-                    errors[model.first.path] = exc.info.message
+                except Exception as exc:  # one unreadable header must not hide the others
+                    errors[model.first.path] = _fit_failure(exc)
 
             async with anyio.create_task_group() as group:
                 for model in listing.models[:PAGE_FITS]:
@@ -180,6 +183,9 @@ class Getting:
             model, verdict = await self.fit(repo_id, file)
         except ModelError as exc:
             return self.hub_error(exc)
+        except Exception as exc:  # a header the parser could not make sense of
+            log.warning("fit of %s:%s: %s", repo_id, file, exc)
+            return self.error(502, "fit_unknown", _fit_failure(exc))
         return JSONResponse(hub_views.fit_answer(model, verdict))
 
     # -- downloads, quantizing, and steering transfers -------------------------------------
@@ -530,11 +536,13 @@ class Getting:
             self._expire(key, "The server stopped")
 
 
+def _fit_failure(exc: BaseException) -> str:
+    if isinstance(exc, ModelError):
+        return exc.info.message
+    return f"The model's header could not be read ({type(exc).__name__}: {exc})"
+
+
 async def _data_only(stream):
     async for part in stream:
         if isinstance(part, bytes):
             yield part
-
-
-def page_query(**values: str) -> str:
-    return "/?" + urlencode({k: v for k, v in values.items() if v})

@@ -306,3 +306,24 @@ test('Quantize posts the chosen model and type', async () => {
   await settle();
   assert.deepEqual(posted, [{ model, type: 'Q8_0' }]);
 });
+
+test('an older search answering late is dropped', async () => {
+  const answers = [];
+  const { document } = setup({
+    'GET /api/hub/search': (_body, call) =>
+      new Promise((resolve) => answers.push({ query: call.query.get('q'), resolve })),
+  });
+  const form = document.getElementById('hub-search');
+  const view = (summary) => ({ body: { hits: [], view: { query: '', summary, hits: [] } } });
+  form.elements.namedItem('q').value = 'old';
+  submit(form);
+  form.elements.namedItem('q').value = 'new';
+  submit(form);
+  await settle();
+  answers.find((a) => a.query === 'new').resolve(view('1 repository'));
+  await settle();
+  answers.find((a) => a.query === 'old').resolve(view('9 repositories'));
+  await settle();
+  assert.equal(document.querySelector('#hub-results .hub-results-summary').textContent, '1 repository');
+  assert.equal(document.getElementById('hub-results').hasAttribute('aria-busy'), false);
+});

@@ -240,3 +240,21 @@ test('Pause, Resume, Delete and Dismiss post the transfer action with its key', 
   ]);
   assert.equal(rowOf(doc, key), undefined, 'a dismissed transfer leaves the list');
 });
+
+test('the keep-or-delete question closes with Escape (focus back on Cancel) or a click elsewhere', () => {
+  const { doc, es, win } = setup();
+  es.emit('snapshot', { seq: 1, views: [], models: {}, transfers: [] });
+  es.emit('progress', payload('downloading', 2));
+  const question = rowOf(doc, CASES.downloading.transfer.key).querySelector('.transfer-question');
+  question.open = true;
+  const keep = question.querySelector('button[data-action="cancel"]');
+  keep.focus();
+  keep.dispatchEvent(new win.KeyboardEvent('keydown', { key: 'Escape', bubbles: true, cancelable: true }));
+  assert.equal(question.open, false);
+  assert.equal(doc.activeElement, question.querySelector('summary'));
+  question.open = true;
+  question.querySelector('.transfer-question-text').click();
+  assert.equal(question.open, true, 'a click inside keeps it open');
+  doc.getElementById('get-models').click();
+  assert.equal(question.open, false);
+});

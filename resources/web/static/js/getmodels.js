@@ -88,10 +88,12 @@ export class HubPanel {
     this.hitTemplate = document.getElementById('llm-hit-template');
     this.modelTemplate = document.getElementById('llm-remote-model-template');
     this.listing = 0; // which listing is current: fits of an older one are dropped
+    this.searching = 0; // which search is current: an older answer arriving late is dropped
   }
 
   /** GET /api/hub/search and the hits; resolves the answer (null when it failed). */
   async search(query) {
+    const search = (this.searching += 1);
     const box = this.results;
     box.hidden = false;
     box.setAttribute('aria-busy', 'true');
@@ -101,16 +103,17 @@ export class HubPanel {
     box.querySelector('.hub-error').hidden = true;
     try {
       const answer = await this.transport.request('GET', `/api/hub/search?${new URLSearchParams({ q: query })}`);
+      if (search !== this.searching) return answer;
       const view = answer.view || { summary: '', hits: [] };
       setText(summary, view.summary);
       const rows = view.hits.map((hit) => bindHit(this.hitTemplate.content.firstElementChild.cloneNode(true), hit));
       box.querySelector('.hub-hit-list').replaceChildren(...rows);
       return answer;
     } catch (error) {
-      if (!isAbort(error)) this._error(box, 'error.search_failed', error);
+      if (!isAbort(error) && search === this.searching) this._error(box, 'error.search_failed', error);
       return null;
     } finally {
-      box.removeAttribute('aria-busy');
+      if (search === this.searching) box.removeAttribute('aria-busy');
     }
   }
 
@@ -411,10 +414,24 @@ export function enhanceGetModels(manager, document, { XMLHttpRequest = globalThi
       event.preventDefault();
       uploader.stop();
     }
+    // A click elsewhere closes an open keep-or-delete question, as a menu would.
+    for (const details of document.querySelectorAll('.transfer-question[open]')) {
+      if (!details.contains(target)) details.open = false;
+    }
+  };
+
+  const onKeyDown = (event) => {
+    if (event.key !== 'Escape' || event.defaultPrevented) return;
+    const details = event.target && event.target.closest ? event.target.closest('.transfer-question[open]') : null;
+    if (!details) return;
+    event.preventDefault();
+    details.open = false;
+    details.querySelector('summary').focus();
   };
 
   document.addEventListener('submit', onSubmit);
   document.addEventListener('click', onClick);
+  document.addEventListener('keydown', onKeyDown);
   // A repository listed by the server (the page opened with ?repo=) still needs its fits.
   if (hub.repo && !hub.repo.hidden) {
     const rows = Array.from(hub.repo.querySelectorAll('.remote-model'));
@@ -435,6 +452,7 @@ export function enhanceGetModels(manager, document, { XMLHttpRequest = globalThi
     unwire() {
       document.removeEventListener('submit', onSubmit);
       document.removeEventListener('click', onClick);
+      document.removeEventListener('keydown', onKeyDown);
     },
   };
 }
