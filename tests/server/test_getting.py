@@ -489,3 +489,16 @@ def test_an_apps_own_transfers_service_is_used_and_tells_the_server_of_new_model
         server.stop()
         transfers.shutdown()
         engine.shutdown()
+
+
+def test_the_pages_new_scripts_and_styles_are_served(served):
+    for path, kind in (
+        ("/static/js/getmodels.js", "text/javascript"),
+        ("/static/js/transfers.js", "text/javascript"),
+        ("/static/css/get-models.css", "text/css"),
+    ):
+        response = served.client.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"].startswith(kind), path
+    page = served.client.get("/").text
+    assert '<link rel="stylesheet" href="/static/css/get-models.css">' in page
