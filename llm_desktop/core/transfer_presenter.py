@@ -160,6 +160,8 @@ def _amount_text(event: ProgressEvent) -> str:
     done, total = event.bytes_done, event.bytes_total
     if event.stage is Stage.COMPLETE and total:
         return format_bytes(total)
+    if not done and event.is_terminal:
+        return ""  # failed or cancelled before a byte: "0 B" would say nothing
     if done is None:
         return format_bytes(total) if total else ""
     return f"{format_bytes(done)} of {format_bytes(total)}" if total else format_bytes(done)

@@ -136,3 +136,9 @@ def test_the_store_keeps_transfers_apart_from_model_cards():
     assert not store.dismiss_transfer("download:acme/Tiny-GGUF")  # still running
     store.apply(event(Stage.COMPLETE, seq=4, pct=100.0, result_path="/m/x.gguf"))
     assert store.dismiss_transfer("download:acme/Tiny-GGUF") and store.transfers() == []
+
+
+def test_a_failure_before_any_byte_shows_no_amount():
+    refused = ErrorInfo(ErrorKind.NOT_FOUND, "no such repository")
+    view = transfer_view(event(Stage.FAILED, error=refused, bytes_done=0, bytes_total=None))
+    assert view.amount_text == "" and view.progress_text == "Failed"
