@@ -2,7 +2,8 @@
 
 Run under a real X server (Xvfb): `xvfb-run -a .venv/bin/python scripts/screenshots.py`
 (`make screenshots` does that). It builds a throwaway library of generated models, drives real
-loads through the engine, and grabs the window at each state.
+loads through the engine, and grabs the window at each state; then `journey.py` takes a new
+user's first download from a hub on loopback (the get-models-*.png).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from journey import take_journey  # scripts/ itself: the folder of the script being run
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
@@ -67,8 +69,13 @@ def main() -> int:
         (models / "damaged.gguf").write_bytes(whole.read_bytes()[:-4096])
         settings = QSettings(str(root / "settings.ini"), QSettings.Format.IniFormat)
         engine = Engine(warm_hosts=1)
+        state = root / "state"  # never the user's list of unfinished downloads
         first_run = MainWindow(
-            engine, settings=settings, models_dir=root / "empty", include_known=False
+            engine,
+            settings=settings,
+            models_dir=root / "empty",
+            include_known=False,
+            state_dir=state,
         )
         first_run.resize(1180, 760)
         first_run.show()
@@ -79,7 +86,9 @@ def main() -> int:
         first_run.poller.shutdown()
         first_run.poller = None
         first_run.hide()
-        window = MainWindow(engine, settings=settings, models_dir=models, include_known=False)
+        window = MainWindow(
+            engine, settings=settings, models_dir=models, include_known=False, state_dir=state
+        )
         window.resize(1180, 760)
         window.show()
         wait_until(app, lambda: len(window.cards) == 5)
@@ -125,6 +134,8 @@ def main() -> int:
         QTimer.singleShot(0, window.close)
         window.close()
         engine.shutdown()
+        theme.apply_theme(app, "light")
+    take_journey(app, OUT)
     print("\n".join(str(path) for path in sorted(OUT.glob("*.png"))))
     return 0
 

@@ -30,6 +30,7 @@ from llm_desktop.core.model_locations import APP_NAME
 from llm_desktop.core.model_names import model_id as file_model_id
 from llm_desktop.core.options import InvalidOptions, LoadOptions
 from llm_desktop.core.presenter import ActionId, CardView, Notice, NoticeKind
+from llm_desktop.core.quantize import default_output_path
 from llm_desktop.core.store import ModelStore, TransferChange
 from llm_desktop.core.transfer_presenter import TransferView
 from llm_desktop.core.transfers import Transfers, is_transfer_key
@@ -311,10 +312,24 @@ class AppController(QObject):
         self.commands.submit("download", self.transfers.download, reference)
 
     def quantize(self, model_id: str, type_name: str) -> None:
-        """Write a `type_name` copy of a model beside it; its row shows the progress."""
+        """Write a `type_name` copy of a model; its row shows the progress. The copy goes
+        beside the source in a folder of the library, else (a source in the hub cache, LM
+        Studio's or Ollama's store, which other tools own) into the app's models folder."""
         model = self.store.model(model_id)
-        if model is not None:
-            self.commands.submit("quantize", self.transfers.quantize, model.entry.path, type_name)
+        if model is None:
+            return
+        source = Path(model.entry.path)
+        if any(source.is_relative_to(folder) for folder in self.library_folders()):
+            self.commands.submit("quantize", self.transfers.quantize, str(source), type_name)
+            return
+        out = self.models_dir / default_output_path(source, type_name).name
+        transfers = self.transfers
+
+        def start() -> None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            transfers.quantize(str(source), type_name, str(out))
+
+        self.commands.submit("quantize", start)
 
     def transfers_list(self) -> list[TransferView]:
         return self.store.transfers()
@@ -340,6 +355,7 @@ class AppController(QObject):
             self._remove_transfer(key)
         elif action is ActionId.LOAD and view.result_path:
             self.load_file(view.result_path)
+            self._remove_transfer(key)  # done with: the card shows the load from here on
 
     def _remove_transfer(self, key: str) -> None:
         if self.store.dismiss_transfer(key) or self.store.transfer(key) is None:

@@ -118,7 +118,7 @@ def results_text(text: str, hits: list[hf_hub.RepoHit]) -> str:
     count = len(hits)
     noun = "repository" if count == 1 else "repositories"
     where = f" for “{text.strip()}”" if text.strip() else ""
-    return f"{count} {noun}{where}, most downloaded first"
+    return f"{count} {noun}{where}"
 
 
 def listing_loading_text(repo_id: str) -> str:
@@ -185,7 +185,7 @@ def remote_model_view(
     files = (
         name if len(model.files) == 1 else f"{model.name}{FACTS_SEPARATOR}{len(model.files)} files"
     )
-    button = _button(model, size, transfer, on_disk)
+    button = _button(model, size, transfer, on_disk, recommended)
     return RemoteModelView(
         key=download_key(model),
         reference=download_reference(model),
@@ -201,7 +201,11 @@ def remote_model_view(
 
 
 def _button(
-    model: hf_hub.RemoteModel, size: str, transfer: TransferView | None, on_disk: str | None
+    model: hf_hub.RemoteModel,
+    size: str,
+    transfer: TransferView | None,
+    on_disk: str | None,
+    recommended: bool,
 ) -> ButtonView:
     label = model.label
     if transfer is not None and transfer.active:
@@ -225,7 +229,7 @@ def _button(
         f"Download {label}",
         f"Download {size} into the Hugging Face cache"
         + (" (continues from the bytes kept, if any)" if resuming else ""),
-        False,
+        recommended,
     )
 
 

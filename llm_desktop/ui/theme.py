@@ -20,6 +20,7 @@ Widgets opt in by object name and dynamic properties, never by colours of their 
 ``QFrame#transferTray``         the transfer tray; ``QFrame#transferRow`` one row, property
                                 ``stage`` (complete, failed, cancelled, paused, ...)
 ``QProgressBar#slimBar``        a thin bar with no text (the line under it says the numbers)
+``QPushButton#linkButton``      a quiet text-only button
 ``QFrame#remoteModel``          a model in "Get models"; ``QLabel#inlineError`` an error
                                 shown in place
 ==============================  ===========================================================
@@ -315,6 +316,13 @@ QPushButton#primaryButton:disabled {
     background: $surface_alt; color: $disabled; border-color: $border;
 }
 
+/* A quiet text-only button (a tray's "Clear finished"). */
+QPushButton#linkButton {
+    background: $window; color: $link; border: none; padding: 2px 4px; min-height: 0;
+}
+QPushButton#linkButton:hover { text-decoration: underline; background: $window; }
+QPushButton#linkButton:focus { border: $focus_line solid $focus; border-radius: 4px; }
+
 QLineEdit, QPlainTextEdit, QTextEdit {
     background: $surface; color: $text;
     border: $line solid $border_strong; border-radius: 6px; padding: 4px 6px;
@@ -396,7 +404,7 @@ QListWidget#repoList::item:hover { background: $surface_hover; }
 QListWidget#repoList::item:selected { background: $accent_bg; border: $line solid $accent; }
 QLabel#repoName { font-weight: 600; color: $text; }
 QLabel#repoMeta { color: $muted; font-size: 9pt; }
-QFrame#repoPanel { background: $surface; border: $line solid $border; border-radius: 10px; }
+QWidget#modelRows { background: $window; }
 QFrame#remoteModel {
     background: $surface; border: $line solid $border; border-radius: 8px;
 }

@@ -31,7 +31,7 @@ from llm_desktop.ui.elided_label import ElidedLabel
 from llm_desktop.ui.model_card import announce
 from llm_desktop.ui.theme import repolish
 
-ROWS_SHOWN = 3  # rows visible before the tray scrolls
+MAX_TRAY_HEIGHT = 280  # about two rows; more scroll, so the view above keeps its room
 
 
 class TransferRow(QFrame):
@@ -113,6 +113,7 @@ class TransferRow(QFrame):
         if wanted != shown:
             had_focus = any(button.hasFocus() for button in self.buttons.values())
             for button in self.buttons.values():
+                button.hide()  # gone now, not when the deferred delete comes
                 button.deleteLater()
             self.buttons = {}
             for action in view.actions:
@@ -195,10 +196,16 @@ class TransfersPanel(QFrame):
         self.toggle.setAccessibleName("Show transfers")
         self.toggle.setToolTip("Show or hide the transfers")
         self.toggle.toggled.connect(self._fold)
+        self.clear_button = QPushButton("Clear finished")
+        self.clear_button.setObjectName("linkButton")
+        self.clear_button.setAccessibleName("Take finished transfers off the list")
+        self.clear_button.clicked.connect(self.clear_finished)
         header = QHBoxLayout()
         header.setContentsMargins(14, 6, 10, 0)
+        header.setSpacing(10)
         header.addWidget(title)
         header.addWidget(self.summary, 1)
+        header.addWidget(self.clear_button)
         header.addWidget(self.toggle)
 
         self.rows_widget = QWidget()
@@ -240,6 +247,16 @@ class TransfersPanel(QFrame):
             row.deleteLater()
         self._update()
 
+    def clear_finished(self) -> None:
+        """Dismiss every row that offers Dismiss (finished, nothing left to act on)."""
+        for key, row in list(self.rows.items()):
+            if row.view.has(ActionId.DISMISS):
+                self.action_requested.emit(key, str(ActionId.DISMISS))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_height()
+
     def _fold(self, shown: bool) -> None:
         self.scroll.setVisible(shown)
         self.toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
@@ -247,7 +264,18 @@ class TransfersPanel(QFrame):
 
     def _update(self) -> None:
         self.summary.setText(hub_presenter.tray_summary(row.view for row in self.rows.values()))
+        self.clear_button.setVisible(any(r.view.has(ActionId.DISMISS) for r in self.rows.values()))
         self.setVisible(bool(self.rows))
-        rows = list(self.rows.values())[-ROWS_SHOWN:]
-        height = sum(row.sizeHint().height() for row in rows) + 6 * len(rows) + 8
-        self.scroll.setFixedHeight(min(height, 3 * 120) if rows else 0)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """As tall as the rows at the tray's width (wrapped detail lines included), at most
+        `MAX_TRAY_HEIGHT`."""
+        if not self.rows:
+            return
+        width = self.scroll.viewport().width() or self.width()
+        layout = self.rows_widget.layout()
+        height = layout.heightForWidth(width) if layout.hasHeightForWidth() else -1
+        if height < 0:
+            height = self.rows_widget.sizeHint().height()
+        self.scroll.setFixedHeight(min(height, MAX_TRAY_HEIGHT))

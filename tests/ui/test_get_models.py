@@ -300,8 +300,7 @@ def test_download_progresses_in_the_tray_and_load_loads_the_new_model(qtbot, win
     assert fake.loads[0].path == path and fake.loads[0].model == model_id(path)
     assert model_id(path) in window.cards  # the library lists the new model
     assert window.tabs.currentIndex() == 0  # and shows it
-
-    click(qtbot, row.buttons[ActionId.DISMISS])
+    # Loading was what the row was for: it leaves the tray, and the empty tray goes.
     qtbot.waitUntil(lambda: key not in window.transfers_panel.rows, timeout=WAIT_MS)
     assert not window.transfers_panel.isVisibleTo(window)
 
@@ -316,9 +315,30 @@ def test_the_downloaded_toast_loads_too(qtbot, window, fake):
     wait_stage(qtbot, row, Stage.COMPLETE)
     notice = f"transfer:{row.key}"
     qtbot.waitUntil(lambda: notice in window._toast_notices, timeout=WAIT_MS)
+    path = row.view.result_path
     window._toast_action(notice)  # the toast's Load button
     qtbot.waitUntil(lambda: bool(fake.loads), timeout=WAIT_MS)
-    assert fake.loads[0].path == row.view.result_path
+    assert fake.loads[0].path == path
+
+
+def test_clear_finished_dismisses_the_done_rows_and_the_models_stay_loadable(qtbot, window):
+    search(qtbot, window, "small")
+    open_repo(qtbot, window, SMALL)
+    wait_fits(qtbot, window, 2)
+    names = ("Small-Q4_K_M.gguf", "Small-Q8_0.gguf")
+    for name in names:
+        click(qtbot, row_for(window, name).button)
+    rows = [transfer_row(qtbot, window, row_for(window, name).view.key) for name in names]
+    for row in rows:
+        wait_stage(qtbot, row, Stage.COMPLETE)
+    tray = window.transfers_panel
+    assert tray.summary.text() == "2 done" and tray.clear_button.isVisibleTo(tray)
+
+    click(qtbot, tray.clear_button)
+    qtbot.waitUntil(lambda: not tray.rows, timeout=WAIT_MS)
+    assert not tray.isVisibleTo(window)
+    for name in names:  # downloaded: Load, not Download again
+        assert row_for(window, name).button.text() == "Load"
 
 
 def test_pause_then_resume_continues_from_the_bytes_kept(qtbot, window, hub):
@@ -461,6 +481,29 @@ def test_quantize_from_the_card_menu_lists_the_new_model(qtbot, window):
     card = window.cards[model_id(out)]
     assert "Q8_0" in card.facts.text()
     assert not card.more_button.isVisibleTo(card)  # already quantized: nothing to offer
+
+
+def test_a_downloaded_model_quantizes_into_the_models_folder_not_the_hub_cache(
+    qtbot, window, tmp_path
+):
+    search(qtbot, window, "small")
+    open_repo(qtbot, window, SMALL)
+    wait_fits(qtbot, window, 2)
+    click(qtbot, row_for(window, "Small-Q4_K_M.gguf").button)
+    row = transfer_row(qtbot, window, row_for(window, "Small-Q4_K_M.gguf").view.key)
+    wait_stage(qtbot, row, Stage.COMPLETE)
+    downloaded = model_id(row.view.result_path)
+    qtbot.waitUntil(lambda: downloaded in window.cards, timeout=WAIT_MS)
+    card = window.cards[downloaded]
+    (action,) = [a for a in card.quantize_menu.actions() if a.text() == "Q8_0"]
+    action.trigger()
+
+    out = Path(window.models_dir) / "Small-Q8_0.gguf"  # the hub cache is the hub client's
+    quantizing = transfer_row(qtbot, window, f"quantize:{out}")
+    wait_stage(qtbot, quantizing, Stage.COMPLETE)
+    assert out.is_file()
+    assert not list((tmp_path / "hf-cache").rglob("*Q8_0*"))
+    qtbot.waitUntil(lambda: model_id(out) in window.cards, timeout=WAIT_MS)
 
 
 # -- what a person left behind, and what a newer request replaced ---------------------------------
