@@ -63,10 +63,14 @@ def main() -> int:
         write_demo_model(
             models / "wide-vocab.gguf", DemoSpec(vocab=32000, name="Wide vocabulary demo")
         )
-        (models / "unreadable.gguf").write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 16)
-        # A header that reads well over weights cut short: listed, and llama.cpp refuses it.
+        # A download cut short: the catalog finds its weights end early and lists it unreadable.
         whole = write_demo_model(root / "whole.gguf", DemoSpec(seed=9, name="Damaged download"))
         (models / "damaged.gguf").write_bytes(whole.read_bytes()[:-4096])
+        # A model for an architecture this llama.cpp does not know: listed, and the load fails.
+        write_demo_model(
+            models / "newer-arch.gguf",
+            DemoSpec(seed=10, name="Newer architecture", architecture="qwen9"),
+        )
         settings = QSettings(str(root / "settings.ini"), QSettings.Format.IniFormat)
         engine = Engine(warm_hosts=1)
         state = root / "state"  # never the user's list of unfinished downloads
@@ -85,6 +89,7 @@ def main() -> int:
         first_run.bridge.close()
         first_run.poller.shutdown()
         first_run.poller = None
+        first_run.controller.commands.shutdown()  # its thread; the engine stays for the next
         first_run.hide()
         window = MainWindow(
             engine, settings=settings, models_dir=models, include_known=False, state_dir=state
@@ -117,8 +122,9 @@ def main() -> int:
             shots["loading"].save(str(OUT / "loading.png"))
         window.grab().save(str(OUT / "loaded.png"))
 
-        cards["damaged"].load_button.click()
-        wait_until(app, lambda: cards["damaged"].view.state is ModelState.FAILED)
+        newer = cards["newer-arch"]
+        newer.load_button.click()
+        wait_until(app, lambda: newer.view.state is ModelState.FAILED)
         settle(app, 600)
         window.grab().save(str(OUT / "error-toast.png"))
 

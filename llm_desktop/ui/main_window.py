@@ -180,6 +180,7 @@ class MainWindow(QMainWindow):
         controller.status_message.connect(self.statusBar().showMessage)
         controller.transfer_changed.connect(self.transfers_panel.show_view)
         controller.transfer_removed.connect(self.transfers_panel.remove)
+        controller.transfer_removed.connect(self._transfer_removed)
         controller.reveal_model.connect(self.reveal_model)
         self.transfers_panel.action_requested.connect(controller.transfer_act)
 
@@ -286,7 +287,13 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(panel)
         layout.addStretch(1)
         layout.addWidget(title, 0, Qt.AlignmentFlag.AlignHCenter)
-        layout.addWidget(text, 0, Qt.AlignmentFlag.AlignHCenter)
+        # In a row of its own with stretch either side, not placed by an alignment flag: the
+        # layout then gives the wrapped text the height its lines need at its width.
+        text_row = QHBoxLayout()
+        text_row.addStretch(1)
+        text_row.addWidget(text, 10)
+        text_row.addStretch(1)
+        layout.addLayout(text_row)
         layout.addSpacing(8)
         layout.addLayout(buttons)
         layout.addStretch(2)
@@ -379,6 +386,13 @@ class MainWindow(QMainWindow):
     def show_notice(self, notice: Notice) -> None:
         self._toast_notices[notice.key] = notice
         self.toasts.show(ToastMessage.from_notice(notice))
+
+    def _transfer_removed(self, key: str) -> None:
+        """A transfer taken off the list takes its toast (and the toast's Load) with it."""
+        for notice_key, notice in list(self._toast_notices.items()):
+            if notice.model == key:
+                self.toasts.dismiss_key(notice_key)
+                del self._toast_notices[notice_key]
 
     def _toast_action(self, key: str) -> None:
         notice = self._toast_notices.get(key)

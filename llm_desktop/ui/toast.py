@@ -103,6 +103,12 @@ class ToastManager(QObject):
         """The toasts being shown (not those fading out), newest (topmost) first."""
         return [toast for toast in reversed(self._toasts) if not toast.is_dismissing()]
 
+    def dismiss_key(self, key: str) -> None:
+        """Dismiss the visible toast with this key (its subject is gone)."""
+        for toast in self.visible_toasts():
+            if toast.message.key == key:
+                toast.dismiss()
+
     def dismiss_all(self) -> None:
         for toast in self.visible_toasts():
             toast.dismiss()

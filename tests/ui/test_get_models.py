@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QLabel, QMessageBox
 
 from llm_desktop.core import presenter
 from llm_desktop.core.demo import DemoSpec, spec_for_size, write_demo_model
@@ -294,6 +294,8 @@ def test_download_progresses_in_the_tray_and_load_loads_the_new_model(qtbot, win
     assert row.buttons[ActionId.LOAD].objectName() == "primaryButton"
     assert model_row.button.text() == "Load"  # the Get models row follows its download
 
+    toast_shown = [t.message.key for t in window.toasts.visible_toasts()]
+    assert f"transfer:{key}" in toast_shown  # "Downloaded …" with its own Load
     path = row.view.result_path
     click(qtbot, row.buttons[ActionId.LOAD])
     qtbot.waitUntil(lambda: bool(fake.loads), timeout=WAIT_MS)
@@ -303,6 +305,9 @@ def test_download_progresses_in_the_tray_and_load_loads_the_new_model(qtbot, win
     # Loading was what the row was for: it leaves the tray, and the empty tray goes.
     qtbot.waitUntil(lambda: key not in window.transfers_panel.rows, timeout=WAIT_MS)
     assert not window.transfers_panel.isVisibleTo(window)
+    # and its "Downloaded" toast, whose Load has nothing left to do, goes too
+    toasts = [t.message.key for t in window.toasts.visible_toasts()]
+    assert f"transfer:{key}" not in toasts
 
 
 def test_the_downloaded_toast_loads_too(qtbot, window, fake):
@@ -558,3 +563,32 @@ def test_an_older_search_answering_late_is_dropped(qtbot, window, monkeypatch):
     qtbot.waitUntil(lambda: not window.jobs.running, timeout=WAIT_MS)
     assert page.repo_ids() == [SMALL] and "“small”" in page.search_status.text()
     assert not answered
+
+
+def test_an_empty_library_offers_get_models_first(qtbot, tmp_path, fake, hub):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(
+        fake,
+        settings=settings,
+        models_dir=tmp_path / "no-models",
+        include_known=False,
+        poll_hardware=False,
+        state_dir=tmp_path / "state",
+    )
+    qtbot.addWidget(window)
+    window.resize(1180, 760)
+    window.show()
+    qtbot.waitUntil(lambda: window.empty_state.isVisible(), timeout=WAIT_MS)
+    button = window.find_button
+    assert button.isVisible() and button.objectName() == "primaryButton"
+    # The explanation is never cut: its label is as tall as its wrapped lines.
+    (text,) = [
+        label
+        for label in window.empty_state.findChildren(QLabel)
+        if label.wordWrap() and "Hugging Face" in label.text()
+    ]
+    qtbot.waitUntil(lambda: text.height() >= text.heightForWidth(text.width()), timeout=WAIT_MS)
+
+    click(qtbot, button)
+    assert window.tabs.currentWidget() is window.get_models
+    window.close()
