@@ -226,7 +226,7 @@ class LlmServer:
         return models
 
     async def _model(self, model_id: str | None):
-        if not model_id or not MODEL_ID.match(model_id):
+        if not isinstance(model_id, str) or not MODEL_ID.match(model_id):
             return None, error(400, "bad_model_id", "A model id from /api/llm/models is required")
         model = self.store.model(model_id)
         if model is None:
