@@ -132,6 +132,7 @@ class AppController(QObject):
         self._expected: dict[str, str] = {}  # model id -> path, until a scan lists it
         self._scan_extra: list[Path] = []  # folders of new files no library folder covers
         self._pending_load: str | None = None  # a new model to load once a scan lists it
+        self._server_stale = False  # a new file the in-app server's page does not list yet
 
     # -- the library ---------------------------------------------------------------------------
 
@@ -176,6 +177,10 @@ class AppController(QObject):
             self._scan_extra.extend(sorted(folders))
             self.refresh_library()
             return
+        if self._server_stale and self.server is not None:
+            # The page lists the new files too (its scan, of the same folders: off this thread).
+            self.commands.submit("list new models", self.server.state.refresh_now)
+        self._server_stale = False
         if self._pending_load is not None and self._pending_load in listed:
             model_id, self._pending_load = self._pending_load, None
             self._load_new(model_id)
@@ -387,6 +392,7 @@ class AppController(QObject):
             return
         self._new_files[path] = model_id
         self._expected[model_id] = path
+        self._server_stale = True
         self.refresh_library()
 
     # -- adding models ---------------------------------------------------------------------------
@@ -423,7 +429,9 @@ class AppController(QObject):
         run as a job like every other background task, so its failure becomes a notice."""
         if self.server is None:
             self.library.folders = self.scan_folders()
-            server = ServerThread(self.engine, self.library)
+            # The page's downloads, uploads and quantize jobs are the app's own: one restart
+            # list, one set of rows, whichever surface started them.
+            server = ServerThread(self.engine, self.library, transfers=self.transfers)
             self.jobs.start(Job("server", lambda _context: server.run(), server.request_stop))
             self.server = server
         return self.server

@@ -592,3 +592,26 @@ def test_an_empty_library_offers_get_models_first(qtbot, tmp_path, fake, hub):
     click(qtbot, button)
     assert window.tabs.currentWidget() is window.get_models
     window.close()
+
+
+def test_the_in_app_server_shares_the_apps_transfers(qtbot, window):
+    import httpx
+
+    server = window.controller.ensure_server()
+    qtbot.waitUntil(lambda: server.started, timeout=WAIT_MS)
+    assert server.state.transfers is window.controller.transfers  # one restart list
+    search(qtbot, window, "small")
+    open_repo(qtbot, window, SMALL)
+    wait_fits(qtbot, window, 2)
+    click(qtbot, row_for(window, "Small-Q8_0.gguf").button)
+    row = transfer_row(qtbot, window, row_for(window, "Small-Q8_0.gguf").view.key)
+    wait_stage(qtbot, row, Stage.COMPLETE)
+    new = model_id(row.view.result_path)
+    # the page lists the app's download, and the model it made
+    qtbot.waitUntil(lambda: server.state.store.model(new) is not None, timeout=WAIT_MS)
+    answer = httpx.get(
+        f"{server.base_url}/api/transfers",
+        headers={"Authorization": f"Bearer {server.config.token}"},
+        timeout=10,
+    )
+    assert row.key in [transfer["key"] for transfer in answer.json()["transfers"]]
