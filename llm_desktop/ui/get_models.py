@@ -239,6 +239,9 @@ class GetModelsView(QWidget):
         right_layout.addWidget(self.repo_error)
         right_layout.addWidget(self.models_scroll, 1)
         right_layout.addWidget(self.repo_placeholder, 1)
+        # Takes the room only when neither of the two above is shown (an error in place):
+        # the error then sits under the title instead of stretching to the bottom.
+        right_layout.addStretch(0)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setChildrenCollapsible(False)

@@ -229,6 +229,11 @@ def test_a_gated_repository_says_so_in_place(qtbot, window):
     qtbot.waitUntil(lambda: page.repo_error.isVisibleTo(page), timeout=WAIT_MS)
     assert "gated" in page.repo_error.text() and "HF_TOKEN" in page.repo_error.text()
     assert not page.rows and not page.models_scroll.isVisibleTo(page)
+    # Right under the repository's name, as tall as its lines, not stretched down the page.
+    error = page.repo_error
+    qtbot.waitUntil(
+        lambda: error.height() <= error.heightForWidth(error.width()) + 4, timeout=WAIT_MS
+    )
 
 
 def test_a_repository_that_is_not_there_is_named_not_found(qtbot, window):
