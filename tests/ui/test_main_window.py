@@ -547,22 +547,38 @@ def test_real_load_shows_progress_spinner_and_a_success_toast(qtbot, real_window
     assert card.load_button.isEnabled()
 
 
-def test_real_file_llama_cannot_load_gives_one_error_and_no_retry(qtbot, real_window, tiny_model):
+def test_real_file_llama_cannot_load_gives_one_error_and_no_retry(qtbot, real_window):
+    # A well-formed file of an architecture this llama.cpp does not know: the catalog lists it
+    # (its header is sound), llama.cpp refuses it.
+    window = real_window
+    write_demo_model(
+        window.models_dir / "newer.gguf",
+        DemoSpec(seed=10, name="Newer architecture", architecture="qwen9"),
+    )
+    window.refresh_library()
+    wait_cards(qtbot, window, 4)
+    card = card_named(window, "newer")
+    assert card.load_button.isVisible()
+    click(qtbot, card.load_button)
+    wait_state(qtbot, card, ModelState.FAILED)
+    assert "not supported" in card.status.text()
+    assert not card.retry_button.isVisible(), "a retry cannot mend an unknown architecture"
+    assert card.details_button.isVisible() and card.remove_button.isVisible()
+    errors = [t for t in window.toasts.visible_toasts() if "Error" in t.accessibleName()]
+    assert len(errors) == 1 and "qwen9" in errors[0].accessibleName()
+    assert window.isVisible(), "the app goes on"
+
+
+def test_a_cut_file_is_unreadable_in_the_library_and_offers_no_load(qtbot, real_window, tiny_model):
     window = real_window
     raw = tiny_model.read_bytes()
     (window.models_dir / "cut.gguf").write_bytes(raw[: len(raw) - 4096])
     window.refresh_library()
     wait_cards(qtbot, window, 4)
     card = card_named(window, "cut")
-    assert card.load_button.isVisible()
-    click(qtbot, card.load_button)
-    wait_state(qtbot, card, ModelState.FAILED)
-    assert "Not a valid GGUF model" in card.status.text()
-    assert not card.retry_button.isVisible(), "a retry cannot mend a damaged file"
-    assert card.details_button.isVisible() and card.remove_button.isVisible()
-    errors = [t for t in window.toasts.visible_toasts() if "Error" in t.accessibleName()]
-    assert len(errors) == 1 and "Not a valid GGUF model" in errors[0].accessibleName()
-    assert window.isVisible(), "the app goes on"
+    assert card.view.state is ModelState.UNREADABLE and "truncated" in card.view.detail
+    assert not card.load_button.isVisible(), "the catalog read every tensor: it is cut short"
+    assert card.remove_button.isVisible()
 
 
 def test_real_try_it_streams_a_reply(qtbot, real_window):
