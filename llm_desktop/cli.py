@@ -314,25 +314,25 @@ def with_bar(line: str, pct: float, columns: int) -> str:
 
 
 def command_search(args: argparse.Namespace) -> int:
-    from llm_desktop.core import hf_hub
+    """Prints the hub presenter's views: the words of the app's and the page's Get models."""
+    from llm_desktop.core import hf_hub, hub_presenter
     from llm_desktop.core.events import ModelError
-    from llm_desktop.core.fit import format_bytes
 
     try:
         if args.repo:
             listing = hf_hub.list_models(args.repo)
-            rows = _with_fit(listing)
+            rows, fits = _with_fit(listing)
             if args.json:
                 print(json.dumps({"listing": listing.to_dict(), "fit": rows}, indent=2))
                 return 0
-            print(
-                f"{listing.repo_id} @ {listing.commit[:12]}" + (" (gated)" if listing.gated else "")
-            )
-            for model, row in zip(listing.models, rows, strict=True):
-                print(
-                    f"  {model.quantization:<10} {format_bytes(model.size):>9}  {row['fit']}"
-                    f"  {model.first.path}"
-                )
+            repo = hub_presenter.repo_view(listing, hub_presenter.model_views(listing, fits))
+            print(f"{repo.title} · {repo.summary}")
+            if repo.gated_hint:
+                print(f"  {repo.gated_hint}")
+            for model in repo.models:
+                fit = f"{model.fit.text}: {model.fit.summary}" if model.fit else ""
+                chosen = f"  ({model.recommended_label})" if model.recommended else ""
+                print(f"  {model.quantization:<10} {model.facts:>9}  {fit}  {model.file}{chosen}")
             return 0
         hits = hf_hub.search(args.text, limit=args.limit)
     except ModelError as exc:
@@ -341,26 +341,32 @@ def command_search(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([hit.to_dict() for hit in hits], indent=2))
         return 0
-    if not hits:
-        print(f"No GGUF repositories match {args.text!r}")
-    for hit in hits:
-        gated = " · gated" if hit.gated else ""
-        print(f"{hit.repo_id}  ↓{hit.downloads:,}  ♥{hit.likes}{gated}")
+    search = hub_presenter.search_view(args.text, hits)
+    print(search.summary)
+    for hit in search.hits:
+        gated = f"  ({hit.gated_label})" if hit.gated else ""
+        print(f"  {hit.title}  {hit.facts}{gated}")
     return 0
 
 
-def _with_fit(listing) -> list[dict]:
-    """Each model's fit verdict from its remote header, read with Range requests."""
+def _with_fit(listing) -> tuple[list[dict], dict]:
+    """Each model's fit from its remote header, read with Range requests: the JSON rows, and
+    the badges by download key."""
+    from llm_desktop.core import hub_presenter
     from llm_desktop.core.remote_fit import remote_fit
 
-    rows = []
+    rows, badges = [], {}
     for model in listing.models:
+        key = hub_presenter.download_key(model)
         try:
             verdict = remote_fit(model)
             rows.append({"fit": verdict.summary, "verdict": verdict.to_dict()})
+            badges[key] = hub_presenter.fit_of(verdict)
         except Exception as exc:  # one unreadable header must not hide the others
-            rows.append({"fit": f"fit unknown ({exc})", "verdict": None})
-    return rows
+            reason = hub_presenter.fit_failure_text(exc)
+            rows.append({"fit": reason, "verdict": None})
+            badges[key] = hub_presenter.fit_unknown(reason)
+    return rows, badges
 
 
 def command_pull(args: argparse.Namespace) -> int:

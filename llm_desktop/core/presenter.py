@@ -573,8 +573,6 @@ PAGE_TEXT: dict[str, str] = {
     "error.upload_failed": "Could not upload the file",
     "error.transfer_failed": "Could not change the transfer",
     "error.quantize_failed": "Could not start quantizing",
-    "hub.searching": "Searching the hub…",
-    "hub.listing": "Reading the files of {repo}…",
     "upload.sending": "Sending {name}…",
     "empty": "No models found. Add GGUF files to the models folder, then refresh.",
     "dismiss": "Dismiss",

@@ -4,7 +4,7 @@ quantizing, and the transfers they make, for the page with scripts and without.
 Every transfer runs in the shared `core.transfers.Transfers` and publishes on the engine's bus,
 so its progress reaches the page through the same event stream as loads, each event with its
 `TransferView`. The handlers here only start, steer and answer; they decide no words (the hub's
-come from `hub_views`, the transfers' from the transfer presenter).
+come from `core.hub_presenter`, the transfers' from the transfer presenter).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -22,12 +23,12 @@ import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from llm_desktop.core import hf_hub
+from llm_desktop.core import hf_hub, hub_presenter
 from llm_desktop.core.events import ErrorInfo, ErrorKind, ModelError, Stage
+from llm_desktop.core.presenter import FitBadge
 from llm_desktop.core.quantize import QUANT_TYPES
 from llm_desktop.core.remote_fit import remote_fit
 from llm_desktop.core.upload import UploadJob
-from llm_desktop.server import hub_views
 from llm_desktop.server.guard import BodyTooLarge
 from llm_desktop.server.uploads import (
     UPLOAD_STATUS,
@@ -106,9 +107,9 @@ class Getting:
             self._listings.pop(next(iter(self._listings)))
         return listing
 
-    async def search_view(self, query: str) -> hub_views.SearchView:
+    async def search_view(self, query: str) -> hub_presenter.SearchView:
         hits = await anyio.to_thread.run_sync(hf_hub.search, query)
-        return hub_views.search_view(query, hits)
+        return hub_presenter.search_view(query, hits)
 
     async def fit(self, repo_id: str, file: str):
         """(model, verdict) of a repository's model named by its (first) file."""
@@ -119,22 +120,26 @@ class Getting:
         )
         return model, verdict
 
-    async def repo_view(self, repo_id: str, *, with_fits: bool) -> hub_views.RepoView:
+    async def repo_view(self, repo_id: str, *, with_fits: bool) -> hub_presenter.RepoView:
+        """The listing with its models; `with_fits` (the page without scripts) reads the first
+        models' fits here, else each is left to read (the page's script reads them)."""
         listing = await self.listing(repo_id)
-        fits: dict[str, Any] = {}
-        errors: dict[str, str] = {}
-        if with_fits:
+        if not with_fits:
+            models = hub_presenter.model_views(listing, fit=hub_presenter.fit_checking())
+            return hub_presenter.repo_view(listing, models)
+        fits: dict[str, FitBadge] = {}
 
-            async def one(model: hf_hub.RemoteModel) -> None:
-                try:
-                    fits[model.first.path] = (await self.fit(repo_id, model.first.path))[1]
-                except Exception as exc:  # one unreadable header must not hide the others
-                    errors[model.first.path] = _fit_failure(exc)
+        async def one(model: hf_hub.RemoteModel) -> None:
+            key = hub_presenter.download_key(model)
+            try:
+                fits[key] = hub_presenter.fit_of((await self.fit(repo_id, model.first.path))[1])
+            except Exception as exc:  # one unreadable header must not hide the others
+                fits[key] = hub_presenter.fit_unknown(hub_presenter.fit_failure_text(exc))
 
-            async with anyio.create_task_group() as group:
-                for model in listing.models[:PAGE_FITS]:
-                    group.start_soon(one, model)
-        return hub_views.repo_view(listing, fits, errors)
+        async with anyio.create_task_group() as group:
+            for model in listing.models[:PAGE_FITS]:
+                group.start_soon(one, model)
+        return hub_presenter.repo_view(listing, hub_presenter.model_views(listing, fits))
 
     @staticmethod
     def _repo_id(value: str | None) -> str | None:
@@ -158,7 +163,7 @@ class Getting:
         return JSONResponse(
             {
                 "hits": [hit.to_dict() for hit in hits],
-                "view": hub_views.search_view(query, hits).to_dict(),
+                "view": hub_presenter.search_view(query, hits).to_dict(),
             }
         )
 
@@ -170,9 +175,8 @@ class Getting:
             listing = await self.listing(repo_id)
         except ModelError as exc:
             return self.hub_error(exc)
-        return JSONResponse(
-            {"listing": listing.to_dict(), "view": hub_views.repo_view(listing).to_dict()}
-        )
+        view = await self.repo_view(repo_id, with_fits=False)
+        return JSONResponse({"listing": listing.to_dict(), "view": view.to_dict()})
 
     async def api_fit(self, request: Request) -> Response:
         repo_id = self._repo_id(request.query_params.get("repo"))
@@ -182,11 +186,11 @@ class Getting:
         try:
             model, verdict = await self.fit(repo_id, file)
         except ModelError as exc:
-            return self.hub_error(exc)
+            return _fit_refusal(exc, _status_for(exc.info, HUB_STATUS, 502), str(exc.info.kind))
         except Exception as exc:  # a header the parser could not make sense of
             log.warning("fit of %s:%s: %s", repo_id, file, exc)
-            return self.error(502, "fit_unknown", _fit_failure(exc))
-        return JSONResponse(hub_views.fit_answer(model, verdict))
+            return _fit_refusal(exc, 502, "fit_unknown")
+        return JSONResponse(hub_presenter.fit_answer(model, verdict))
 
     # -- downloads, quantizing, and steering transfers -------------------------------------
 
@@ -536,10 +540,13 @@ class Getting:
             self._expire(key, "The server stopped")
 
 
-def _fit_failure(exc: BaseException) -> str:
-    if isinstance(exc, ModelError):
-        return exc.info.message
-    return f"The model's header could not be read ({type(exc).__name__}: {exc})"
+def _fit_refusal(exc: BaseException, status: int, kind: str) -> JSONResponse:
+    """A fit that could not be read: the error, and the "Fit unknown" badge that says why."""
+    message = hub_presenter.fit_failure_text(exc)
+    badge = hub_presenter.fit_unknown(message)
+    return JSONResponse(
+        {"error": {"kind": kind, "message": message}, "badge": asdict(badge)}, status_code=status
+    )
 
 
 async def _data_only(stream):

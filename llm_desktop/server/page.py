@@ -6,7 +6,8 @@ the error details are a `<details>` element. `llm.js` enhances the same markup: 
 the forms, streams progress over SSE and re-binds each card from the view that comes with every
 event. New cards, action forms and toasts are cloned from the `<template>`s below, so the markup
 is written once, here. The words the page needs that no event carries come from
-`presenter.PAGE_TEXT` and `CARD_TEXT`, as JSON (`#llm-page-data`).
+`presenter.PAGE_TEXT` (with `hub_presenter.PAGE_TEXT`) and `CARD_TEXT`, as JSON
+(`#llm-page-data`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
-from llm_desktop.core import presenter
+from llm_desktop.core import hub_presenter, presenter
 from llm_desktop.core.events import TRANSFER_OPS, ModelState
 from llm_desktop.core.fit import format_bytes
 from llm_desktop.core.presenter import Action, ActionId, CardView, Notice
@@ -205,7 +206,7 @@ def page_html(
     views = list(views)
     cards = "".join(card_html(view) for view in views)
     page_data = {
-        "text": presenter.PAGE_TEXT,
+        "text": {**presenter.PAGE_TEXT, **hub_presenter.PAGE_TEXT},
         "notice_timeouts_ms": {str(k): v for k, v in presenter.NOTICE_TIMEOUT_MS.items()},
         "notice_kind_words": {str(k): v for k, v in presenter.NOTICE_KIND_WORDS.items()},
         "notice_limit": presenter.NOTICE_LIMIT,

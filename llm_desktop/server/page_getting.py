@@ -15,15 +15,15 @@ from html import escape
 from typing import Any
 
 from llm_desktop.core.events import OP_DOWNLOAD, Stage
-from llm_desktop.core.presenter import Action, ActionId
-from llm_desktop.core.transfer_presenter import CancelQuestion, TransferView
-from llm_desktop.server.hub_views import (
+from llm_desktop.core.hub_presenter import (
     Button,
     HitView,
     RemoteModelView,
     RepoView,
     SearchView,
 )
+from llm_desktop.core.presenter import Action, ActionId
+from llm_desktop.core.transfer_presenter import CancelQuestion, TransferView
 from llm_desktop.server.markup import attrs, fit_badge_html
 
 # Words a row composes from a view's fields (llm.js fills the {fields} the same way).
@@ -161,34 +161,43 @@ def _buttonattrs(button: Button) -> str:
     return attrs(aria_label=button.accessible_name, title=button.hint or None)
 
 
+def _classes(button: Button) -> str:
+    return "btn btn-primary" if button.primary else "btn"
+
+
 def hit_html(hit: HitView) -> str:
     return (
         f'<li class="hub-hit"{attrs(data_repo_id=hit.repo_id)}>'
         '<div class="hub-hit-info">'
         f'<h3 class="hub-hit-title">{escape(hit.title)}</h3>'
         f'<p class="hub-hit-facts">{escape(hit.facts)}</p></div>'
-        f'<span class="hub-gated"{attrs(hidden=not hit.gated)}>{escape(hit.gated_text)}</span>'
+        f'<span class="hub-gated"{attrs(hidden=not hit.gated, title=hit.gated_hint or None)}>'
+        f"{escape(hit.gated_label)}</span>"
         f'<a class="btn btn-small hub-open"{attrs(href=hit.href, data_repo_id=hit.repo_id)}'
         f"{_buttonattrs(hit.open)}>{escape(hit.open.label)}</a></li>"
     )
 
 
 def remote_model_html(model: RemoteModelView) -> str:
+    """A repository's model. The page's rows are given no transfer (its Transfers list follows
+    the download), so the button is always Download; the fit note says only why the page could
+    not ask the server (llm.js fills it)."""
     return (
         f'<li class="remote-model"{attrs(data_reference=model.reference)}>'
         '<div class="remote-model-info">'
         f'<h4 class="remote-model-title"{attrs(title=model.file)}>{escape(model.title)}</h4>'
         '<p class="remote-model-facts">'
         f'<span class="quant-chip">{escape(model.quantization)}</span>'
+        f'<span class="hub-recommended"{attrs(hidden=not model.recommended)}>'
+        f"{escape(model.recommended_label)}</span>"
         f'<span class="remote-model-size">{escape(model.facts)}</span></p></div>'
         '<div class="remote-model-fit">'
         f"{fit_badge_html(model.fit)}"
-        f'<span class="fit-note"{attrs(hidden=not model.fit_error, title=model.fit_error or None)}>'
-        f"{escape(model.fit_error)}</span></div>"
+        '<span class="fit-note" hidden></span></div>'
         '<form method="post" action="/actions/download" class="action-form">'
         f'<input type="hidden" name="reference"{attrs(value=model.reference)}>'
-        f'<button type="submit" class="btn btn-primary" data-action="download"'
-        f"{_buttonattrs(model.download)}>{escape(model.download.label)}</button></form></li>"
+        f'<button type="submit"{attrs(class_=_classes(model.button))} data-action="download"'
+        f"{_buttonattrs(model.button)}>{escape(model.button.label)}</button></form></li>"
     )
 
 
@@ -214,18 +223,19 @@ def repo_html(repo: RepoView | None, error: str = "") -> str:
         f'<p class="section-meta hub-repo-summary">{escape(repo.summary if repo else "")}</p>'
         "</div>"
         f'<p class="hub-error" role="alert"{attrs(hidden=not error)}>{escape(error)}</p>'
-        f'<p class="hub-gated-note"{attrs(hidden=not (repo and repo.gated_text))}>'
-        f"{escape(repo.gated_text if repo else '')}</p>"
+        f'<p class="hub-gated-note"{attrs(hidden=not (repo and repo.gated_hint))}>'
+        f"{escape(repo.gated_hint if repo else '')}</p>"
         f'<ul class="remote-model-list">{models}</ul></div>'
     )
 
 
 def _blank_hit() -> HitView:
-    return HitView("", "", "", False, "", "", Button("", ""))
+    return HitView("", "", "", "", "", False, "", "", "", "", Button("", "", ""))
 
 
 def _blank_remote_model() -> RemoteModelView:
-    return RemoteModelView("", "", "", "", "", "", "", Button("", ""), None, "")
+    blank = Button("", "", "")
+    return RemoteModelView("", "", "", "", "", "", "", "", False, "", None, blank, "")
 
 
 # -- the section ------------------------------------------------------------------------------

@@ -25,10 +25,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from llm_desktop.core.hub_presenter import HitView, RemoteModelView, RepoView
 from llm_desktop.core.presenter import FitBadge
 from llm_desktop.ui.elided_label import ElidedLabel
 from llm_desktop.ui.hub_browser import HubBrowser
-from llm_desktop.ui.hub_presenter import ListingView, RemoteModelView, RepoView
 from llm_desktop.ui.theme import repolish
 
 REPO_ROLE = Qt.ItemDataRole.UserRole
@@ -42,7 +42,10 @@ def _label(object_name: str, *, wrap: bool = False) -> QLabel:
     return label
 
 
-def bind_fit(label: QLabel, fit: FitBadge) -> None:
+def bind_fit(label: QLabel, fit: FitBadge | None) -> None:
+    label.setVisible(fit is not None)
+    if fit is None:
+        return
     if label.text() != fit.text or label.property("verdict") != fit.verdict:
         label.setText(fit.text)
         label.setProperty("verdict", fit.verdict)
@@ -55,7 +58,7 @@ def bind_fit(label: QLabel, fit: FitBadge) -> None:
 class RepoRow(QWidget):
     """A search result in the list: name, owner, numbers, the gated marker."""
 
-    def __init__(self, view: RepoView, parent: QWidget | None = None):
+    def __init__(self, view: HitView, parent: QWidget | None = None):
         super().__init__(parent)
         self.view = view
         name = _label("repoName")
@@ -63,7 +66,7 @@ class RepoRow(QWidget):
         owner = _label("muted")
         owner.setText(view.owner)
         meta = _label("repoMeta")
-        meta.setText(view.meta)
+        meta.setText(view.facts)
         self.gated = _label("badge")
         self.gated.setText(view.gated_label)
         self.gated.setProperty("tone", "warning")
@@ -132,9 +135,9 @@ class RemoteModelRow(QFrame):
         self.quantization.setText(view.quantization)
         self.recommended.setText(view.recommended_label)
         self.recommended.setVisible(view.recommended)
-        self.size.setText(view.size_text)
-        self.files.setText(view.files_text)
-        self.files.setToolTip(view.reference)
+        self.size.setText(view.facts)
+        self.files.setText(view.title)
+        self.files.setToolTip(view.file)
         bind_fit(self.fit, view.fit)
         button = view.button
         self.button.setText(button.label)
@@ -277,7 +280,7 @@ class GetModelsView(QWidget):
         self.search_status.setVisible(True)
         self.search_error.setVisible(False)
 
-    def _show_results(self, views: list[RepoView], line: str) -> None:
+    def _show_results(self, views: list[HitView], line: str) -> None:
         self.search_status.setText(line)
         self.results.blockSignals(True)
         self.results.clear()
@@ -327,10 +330,11 @@ class GetModelsView(QWidget):
         self.repo_status.setVisible(True)
         self.repo_error.setVisible(False)
 
-    def _show_listing(self, header: ListingView, views: list[RemoteModelView]) -> None:
+    def _show_listing(self, header: RepoView, views: list[RemoteModelView]) -> None:
         self.models_scroll.setVisible(True)
         self.repo_title.setText(header.title)
         self.repo_gated.setText(header.gated_label)
+        self.repo_gated.setToolTip(header.gated_hint)
         self.repo_gated.setVisible(header.gated)
         self.repo_status.setText(header.summary)
         self._clear_models()

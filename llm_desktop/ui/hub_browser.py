@@ -14,13 +14,12 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from PySide6.QtCore import QObject, Signal
 
-from llm_desktop.core import hardware, hf_hub
+from llm_desktop.core import hardware, hf_hub, hub_presenter
 from llm_desktop.core.download import hub_cache_dir
+from llm_desktop.core.hub_presenter import HitView, RemoteModelView, RepoView
 from llm_desktop.core.presenter import FitBadge
 from llm_desktop.core.transfer_presenter import TransferView
-from llm_desktop.ui import hub_presenter
 from llm_desktop.ui.controller import AppController
-from llm_desktop.ui.hub_presenter import ListingView, RemoteModelView, RepoView
 from llm_desktop.workers.jobs import Job, JobContext
 
 log = logging.getLogger(__name__)
@@ -31,10 +30,10 @@ FIT_READERS = 4  # remote headers read at once
 class HubBrowser(QObject):
     """Signals:
     searching(str): the line to show while a search runs.
-    results_ready(list, str): the `RepoView`s found, and the line that sums them up.
+    results_ready(list, str): the `HitView`s found, and the line that sums them up.
     search_failed(str): why the search failed, as a person reads it.
     listing_started(str): the line to show while a repository is read.
-    listing_ready(object, list): the `ListingView` header and its `RemoteModelView`s.
+    listing_ready(object, list): the `RepoView` header and its `RemoteModelView`s.
     listing_failed(str): why the repository could not be read.
     model_changed(object): one `RemoteModelView` changed (its fit was read, its download moved).
     """
@@ -77,8 +76,9 @@ class HubBrowser(QObject):
         if generation != self._search_generation:
             return
         self.hits = hits
-        views: list[RepoView] = [hub_presenter.repo_view(hit) for hit in hits]
-        self.results_ready.emit(views, hub_presenter.results_text(text, hits))
+        search = hub_presenter.search_view(text, hits)
+        views: list[HitView] = list(search.hits)
+        self.results_ready.emit(views, search.summary)
 
     def _search_error(self, generation: int, text: str, exc: BaseException) -> None:
         if generation == self._search_generation:
@@ -110,7 +110,7 @@ class HubBrowser(QObject):
             hub_presenter.download_key(m): hub_presenter.fit_checking() for m in listing.models
         }
         self._recommended = hub_presenter.recommended_key(listing)
-        header: ListingView = hub_presenter.listing_view(listing)
+        header: RepoView = hub_presenter.repo_view(listing)
         self.listing_ready.emit(header, self.model_views())
         if listing.models:
             self._start_fit_job(generation, listing)
@@ -232,9 +232,7 @@ def _read_fits(
             return hub_presenter.fit_of(remote_fit(model, snapshot))
         except Exception as exc:  # one unreadable header must not hide the others
             log.info("fit of %s: %s", model.label, exc)
-            return hub_presenter.fit_unknown(
-                hub_presenter.error_text(exc, f"Reading {model.label}")
-            )
+            return hub_presenter.fit_unknown(hub_presenter.fit_failure_text(exc))
 
     with ThreadPoolExecutor(FIT_READERS, thread_name_prefix="fit-reader") as pool:
         pending = {pool.submit(read, model): model for model in models}

@@ -24,9 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from llm_desktop.core import hub_presenter
 from llm_desktop.core.presenter import ActionId
 from llm_desktop.core.transfer_presenter import CancelQuestion, TransferView
-from llm_desktop.ui import hub_presenter
 from llm_desktop.ui.elided_label import ElidedLabel
 from llm_desktop.ui.model_card import announce
 from llm_desktop.ui.theme import repolish

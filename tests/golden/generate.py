@@ -17,7 +17,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from llm_desktop.core import hf_hub, presenter, transfer_presenter
+from llm_desktop.core import hf_hub, hub_presenter, presenter, transfer_presenter
 from llm_desktop.core.catalog import ModelEntry
 from llm_desktop.core.events import (
     GPU_OOM_MESSAGE,
@@ -31,7 +31,6 @@ from llm_desktop.core.events import (
 )
 from llm_desktop.core.fit import FitVerdict, MemoryEstimate
 from llm_desktop.core.options import LoadOptions
-from llm_desktop.server import hub_views
 from llm_desktop.server.page import card_html
 from llm_desktop.server.page_getting import hit_html, remote_model_html, transfer_row_html
 
@@ -435,19 +434,34 @@ def hub_cases() -> list[dict]:
         "Q4_K_M",
     )
     split = hf_hub.RemoteModel("acme/Big-GGUF", "e" * 40, files, "Q4_K_M")
+    fit_of = hub_presenter.fit_of
     models = [
-        ("a model, fit not read yet", hub_views.remote_model_view(single)),
-        ("a model that fits", hub_views.remote_model_view(single, verdict("gpu", 33))),
-        ("a split model, CPU only", hub_views.remote_model_view(split, verdict("cpu"))),
+        ("a model, fit not asked", hub_presenter.remote_model_view(single)),
+        (
+            "a model whose fit is being read",
+            hub_presenter.remote_model_view(single, fit=hub_presenter.fit_checking()),
+        ),
+        (
+            "a recommended model that fits",
+            hub_presenter.remote_model_view(
+                single, fit=fit_of(verdict("gpu", 33)), recommended=True
+            ),
+        ),
+        (
+            "a split model, CPU only",
+            hub_presenter.remote_model_view(split, fit=fit_of(verdict("cpu"))),
+        ),
         (
             "a model whose header cannot be read",
-            hub_views.remote_model_view(single, None, "Access denied: this repository is gated"),
+            hub_presenter.remote_model_view(
+                single, fit=fit_of(None, "Access denied: this repository is gated")
+            ),
         ),
     ]
     out: list[dict] = [
         {"name": f"hit: {hit.repo_id}", "hit": view.to_dict(), "html": hit_html(view)}
         for hit in hits
-        for view in [hub_views.hit_view(hit, "tiny")]
+        for view in [hub_presenter.hit_view(hit, "tiny")]
     ]
     out += [
         {"name": name, "remote_model": view.to_dict(), "html": remote_model_html(view)}

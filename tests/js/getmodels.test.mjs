@@ -124,7 +124,7 @@ test('a search lists the hits the server sends, in its words; an error is a toas
   submit(form);
   const results = document.getElementById('hub-results');
   assert.equal(results.hidden, false);
-  assert.equal(results.querySelector('.hub-results-summary').textContent, manager.text['hub.searching']);
+  assert.equal(results.querySelector('.hub-results-summary').textContent, manager.text['hub.searching'].replace('{query}', 'tiny'));
   await settle();
   assert.equal(fetch.calls[0].query.get('q'), 'tiny');
   assert.equal(results.querySelector('.hub-results-summary').textContent, '2 repositories');
@@ -144,10 +144,23 @@ test('a search lists the hits the server sends, in its words; an error is a toas
   );
 });
 
+test('a search with nothing typed says it lists the hub\'s repositories, in the server\'s words', async () => {
+  const { document, manager } = setup({ 'GET /api/hub/search': () => new Promise(() => {}) });
+  const form = document.getElementById('hub-search');
+  form.elements.namedItem('q').value = '  ';
+  submit(form);
+  const summary = document.querySelector('#hub-results .hub-results-summary');
+  assert.equal(summary.textContent, manager.text['hub.searching_all']);
+});
+
 test('"Show models" lists the repository, then reads each model\'s fit a few at a time', async () => {
-  const listed = [MODEL['a model, fit not read yet'].remote_model, MODEL['a split model, CPU only'].remote_model];
-  const view = { repo_id: 'acme/Tiny-GGUF', title: 'acme/Tiny-GGUF', summary: '2 GGUF models', gated_text: '', models: listed.map((m) => ({ ...m, fit: null })) };
-  const badge = MODEL['a model that fits'].remote_model.fit;
+  const checking = MODEL['a model whose fit is being read'].remote_model;
+  const other = { ...checking, reference: 'acme/Tiny-GGUF:Other-Q8_0.gguf', file: 'Other-Q8_0.gguf' };
+  const split = { ...MODEL['a split model, CPU only'].remote_model, fit: checking.fit, fit_pending: true };
+  const listed = [checking, split, other];
+  const view = { repo_id: 'acme/Tiny-GGUF', title: 'acme/Tiny-GGUF', summary: '3 GGUF models', gated_hint: '', models: listed };
+  const badge = MODEL['a recommended model that fits'].remote_model.fit;
+  const unknown = MODEL['a model whose header cannot be read'].remote_model.fit;
   const fits = [];
   const { document } = setup({
     'GET /api/hub/search': () => ({ body: { hits: [], view: { query: '', summary: '1 repository', hits: [hits[0].hit] } } }),
@@ -155,6 +168,9 @@ test('"Show models" lists the repository, then reads each model\'s fit a few at 
     'GET /api/hub/fit': (_body, call) => {
       fits.push(call.query.get('file'));
       if (call.query.get('file').startsWith('Big')) {
+        return { status: 401, body: { error: { kind: 'unauthorized', message: unknown.summary }, badge: unknown } };
+      }
+      if (call.query.get('file').startsWith('Other')) {
         return { status: 401, body: { error: { kind: 'unauthorized', message: 'Access denied: gated' } } };
       }
       return { body: { badge, verdict: {} } };
@@ -168,13 +184,18 @@ test('"Show models" lists the repository, then reads each model\'s fit a few at 
   const repo = document.getElementById('hub-repo');
   assert.equal(repo.hidden, false);
   assert.equal(repo.querySelector('#hub-repo-title').textContent, 'acme/Tiny-GGUF');
-  assert.equal(repo.querySelector('.hub-repo-summary').textContent, '2 GGUF models');
+  assert.equal(repo.querySelector('.hub-repo-summary').textContent, '3 GGUF models');
   assert.deepEqual(fits.sort(), listed.map((m) => m.file).sort());
   const rows = Array.from(repo.querySelectorAll('.remote-model'));
   assert.equal(rows[0].querySelector('.fit-badge').hidden, false);
   assert.equal(rows[0].querySelector('.fit-badge').firstChild.data, badge.text);
-  assert.equal(rows[1].querySelector('.fit-badge').hidden, true);
-  assert.equal(rows[1].querySelector('.fit-note').textContent, 'Access denied: gated');
+  // A refusal carries the server's "Fit unknown" badge, with why in its title.
+  assert.equal(rows[1].querySelector('.fit-badge').firstChild.data, unknown.text);
+  assert.equal(rows[1].querySelector('.fit-badge').getAttribute('title'), unknown.summary);
+  assert.equal(rows[1].querySelector('.fit-note').hidden, true);
+  // One without a badge: the page says only what the server said.
+  assert.equal(rows[2].querySelector('.fit-badge').hidden, true);
+  assert.equal(rows[2].querySelector('.fit-note').textContent, 'Access denied: gated');
   assert.equal(repo.querySelectorAll('.is-checking').length, 0);
 });
 
@@ -188,13 +209,13 @@ test('Download posts the model\'s reference; a refusal is a toast', async () => 
   });
   const list = document.querySelector('#hub-repo .remote-model-list');
   const data = pageData(document);
-  const row = bindRemoteModel(document, document.getElementById('llm-remote-model-template').content.firstElementChild.cloneNode(true), MODEL['a model that fits'].remote_model, data.card_text);
+  const row = bindRemoteModel(document, document.getElementById('llm-remote-model-template').content.firstElementChild.cloneNode(true), MODEL['a recommended model that fits'].remote_model, data.card_text);
   list.append(row);
   const button = row.querySelector('button[data-action="download"]');
   submit(row.querySelector('form'), button);
   assert.equal(button.getAttribute('aria-disabled'), 'true', 'pressed once until the server answers');
   await settle();
-  assert.deepEqual(posted, [{ reference: MODEL['a model that fits'].remote_model.reference }]);
+  assert.deepEqual(posted, [{ reference: MODEL['a recommended model that fits'].remote_model.reference }]);
   assert.equal(button.hasAttribute('aria-disabled'), false);
   submit(row.querySelector('form'), button);
   await settle();

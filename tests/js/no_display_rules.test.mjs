@@ -70,8 +70,10 @@ test('no transfer or hub words of the server are written in a script', () => {
       }
     }
     if (c.hit) words.add(c.hit.open.label);
-    if (c.hit && c.hit.gated_text) words.add(c.hit.gated_text);
-    if (c.remote_model) words.add(c.remote_model.download.label);
+    if (c.hit && c.hit.gated_label) words.add(c.hit.gated_label);
+    if (c.remote_model) words.add(c.remote_model.button.label);
+    if (c.remote_model && c.remote_model.recommended_label) words.add(c.remote_model.recommended_label);
+    if (c.remote_model && c.remote_model.fit) words.add(c.remote_model.fit.text);
   }
   assert.ok(words.has('Downloading') && words.has('Pause') && words.has('Download'));
   for (const { name, text } of sources) {

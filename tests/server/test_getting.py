@@ -92,27 +92,30 @@ def test_a_search_lists_gguf_repositories_in_the_servers_words(served):
     answer = served.client.get("/api/hub/search", params={"q": "acme"}).json()
     assert {hit["repo_id"] for hit in answer["hits"]} == {REPO, SPLIT_REPO, GATED_REPO}
     view = answer["view"]
-    assert view["summary"] == "3 repositories"
+    assert view["summary"] == "3 repositories for “acme”"
     by_repo = {hit["repo_id"]: hit for hit in view["hits"]}
-    assert by_repo[GATED_REPO]["gated"] and by_repo[GATED_REPO]["gated_text"] == "Gated"
+    assert by_repo[GATED_REPO]["gated"] and by_repo[GATED_REPO]["gated_label"] == "Gated"
+    assert "HF_TOKEN" in by_repo[GATED_REPO]["gated_hint"]
     assert by_repo[REPO]["open"]["label"] == "Show models"
     assert by_repo[REPO]["href"] == "/?q=acme&repo=acme%2FTiny-GGUF#hub-repo"
     nothing = served.client.get("/api/hub/search", params={"q": "no-such-thing"}).json()
     assert nothing["hits"] == []
-    assert nothing["view"]["summary"] == "No GGUF repositories match 'no-such-thing'"
+    assert nothing["view"]["summary"] == "No GGUF repositories match “no-such-thing”"
 
 
 def test_a_repository_lists_each_model_with_its_size_and_a_download(served, hub_files):
     view = served.client.get("/api/hub/repo", params={"id": REPO}).json()["view"]
-    assert view["title"] == REPO and view["summary"].startswith("2 GGUF models at ")
+    assert view["title"] == REPO and view["summary"].startswith("2 GGUF models · commit ")
     by_file = {model["file"]: model for model in view["models"]}
     q8 = by_file["Tiny-Q8_0.gguf"]
     assert q8["reference"] == f"{REPO}:Tiny-Q8_0.gguf"
     assert q8["quantization"] == "Q8_0"
     size = hub_files["Tiny-Q8_0.gguf"].stat().st_size
     assert q8["size_text"] == f"{size / 1e6:.1f} MB"
-    assert q8["download"]["label"] == "Download"
-    assert q8["fit"] is None, "read by /api/hub/fit, one model at a time"
+    assert q8["button"]["label"] == "Download" and q8["button"]["action"] == "download"
+    assert q8["fit"]["text"] == "Checking fit…" and q8["fit_pending"], "read by /api/hub/fit"
+    recommended = [model["file"] for model in view["models"] if model["recommended"]]
+    assert len(recommended) == 1, "the one `pull` would take, as in the app"
     split = served.client.get("/api/hub/repo", params={"id": SPLIT_REPO}).json()["view"]
     (model,) = split["models"]
     assert model["facts"].endswith(" in 2 files"), "the parts of a split model are one model"
@@ -135,6 +138,11 @@ def test_hub_failures_are_named_with_their_status(served, hub):
 
     assert refusal("/api/hub/repo", id="acme/none") == (404, "not_found")
     assert refusal("/api/hub/fit", repo=GATED_REPO, file="Gated-Q8_0.gguf") == (401, "unauthorized")
+    gated = served.client.get(
+        "/api/hub/fit", params={"repo": GATED_REPO, "file": "Gated-Q8_0.gguf"}
+    )
+    badge = gated.json()["badge"]  # the page shows why the fit is unknown in the app's words
+    assert badge["text"] == "Fit unknown" and badge["summary"] == gated.json()["error"]["message"]
     hub.inject("Tiny-F16.gguf", Status(429, retry_after=1))
     assert refusal("/api/hub/fit", repo=REPO, file="Tiny-F16.gguf") == (429, "rate_limited")
     hub.clear_faults()

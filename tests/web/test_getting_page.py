@@ -63,9 +63,11 @@ def test_the_page_searches_downloads_and_loads_from_the_hub(page_view, getting_s
     assert page_view.js("location.search") == "?q=acme"
     page_view.run("document.querySelector('#hub-results .hub-open').click()")
     page_view.wait_for("document.querySelectorAll('#hub-repo .remote-model').length === 2")
-    # Each model's fit, read from its header on the hub after the listing.
+    # Each model's fit, read from its header on the hub after the listing ("Checking fit…"
+    # until then).
     page_view.wait_for(
-        "[...document.querySelectorAll('#hub-repo .fit-badge')].every(b => !b.hidden)"
+        "[...document.querySelectorAll('#hub-repo .fit-badge')]"
+        ".every(b => !b.hidden && b.dataset.verdict !== 'pending')"
     )
     badges = page_view.js(
         "[...document.querySelectorAll('#hub-repo .fit-badge')].map(b => b.dataset.verdict)"

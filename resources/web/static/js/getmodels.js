@@ -4,7 +4,7 @@
  * - HubPanel: the search form and the link that opens a repository, through fetch
  *   (/api/hub/search, /api/hub/repo), then each listed model's fit badge (/api/hub/fit, read
  *   from the remote file's header). Hits and models are clones of the server's templates,
- *   bound from the hub views the server sends (llm_desktop/server/hub_views.py).
+ *   bound from the hub views the server sends (llm_desktop/core/hub_presenter.py).
  * - Uploader: a .gguf file sent with XMLHttpRequest, so its bar moves while the bytes leave
  *   (upload.onprogress); POST /api/uploads/start names the upload first, so stopping it can
  *   both abort the request and cancel the upload on the server. The server's events then show
@@ -21,13 +21,14 @@ import { bindFit, fill, setAttr, setText } from './views.js';
 const FIT_CONCURRENCY = 3;
 const noop = () => {};
 
-/** A search hit (hub_views.HitView) onto a row cloned from #llm-hit-template. */
+/** A search hit (hub_presenter.HitView) onto a row cloned from #llm-hit-template. */
 export function bindHit(row, hit) {
   setAttr(row, 'data-repo-id', hit.repo_id);
   setText(row.querySelector('.hub-hit-title'), hit.title);
   setText(row.querySelector('.hub-hit-facts'), hit.facts);
   const gated = row.querySelector('.hub-gated');
-  setText(gated, hit.gated_text);
+  setText(gated, hit.gated_label);
+  setAttr(gated, 'title', hit.gated_hint || null);
   gated.hidden = !hit.gated;
   const open = row.querySelector('.hub-open');
   setAttr(open, 'href', hit.href);
@@ -38,7 +39,7 @@ export function bindHit(row, hit) {
   return row;
 }
 
-/** A repository's model (hub_views.RemoteModelView) onto a row cloned from
+/** A repository's model (hub_presenter.RemoteModelView) onto a row cloned from
  * #llm-remote-model-template. */
 export function bindRemoteModel(document, row, model, cardText) {
   setAttr(row, 'data-reference', model.reference);
@@ -46,20 +47,25 @@ export function bindRemoteModel(document, row, model, cardText) {
   setText(title, model.title);
   setAttr(title, 'title', model.file);
   setText(row.querySelector('.quant-chip'), model.quantization);
+  const recommended = row.querySelector('.hub-recommended');
+  setText(recommended, model.recommended_label);
+  recommended.hidden = !model.recommended;
   setText(row.querySelector('.remote-model-size'), model.facts);
-  bindFitResult(document, row, model.fit, model.fit_error, cardText);
+  bindFitResult(document, row, model.fit, '', cardText);
   const input = row.querySelector('input[name="reference"]');
   input.value = model.reference;
   setAttr(input, 'value', model.reference);
   const button = row.querySelector('button[data-action="download"]');
-  setAttr(button, 'aria-label', model.download.accessible_name);
-  setAttr(button, 'title', model.download.hint || null);
+  button.classList.toggle('btn-primary', Boolean(model.button.primary));
+  setAttr(button, 'aria-label', model.button.accessible_name);
+  setAttr(button, 'title', model.button.hint || null);
   button.removeAttribute('aria-disabled');
-  setText(button, model.download.label);
+  setText(button, model.button.label);
   return row;
 }
 
-/** A model row's fit: the badge (presenter.FitBadge), or why it is unknown. */
+/** A model row's fit: the badge (presenter.FitBadge: checking, unknown or the verdict), or
+ * why the page could not ask the server. */
 export function bindFitResult(document, row, badge, failure, cardText) {
   bindFit(document, row.querySelector('.fit-badge'), badge, cardText);
   const note = row.querySelector('.fit-note');
@@ -98,7 +104,8 @@ export class HubPanel {
     box.hidden = false;
     box.setAttribute('aria-busy', 'true');
     const summary = box.querySelector('.hub-results-summary');
-    setText(summary, this.text['hub.searching']);
+    const typed = String(query || '').trim();
+    setText(summary, typed ? fill(this.text['hub.searching'], { query: typed }) : this.text['hub.searching_all']);
     summary.hidden = false;
     box.querySelector('.hub-error').hidden = true;
     try {
@@ -136,8 +143,8 @@ export class HubPanel {
       setText(box.querySelector('#hub-repo-title'), view.title);
       setText(box.querySelector('.hub-repo-summary'), view.summary);
       const gated = box.querySelector('.hub-gated-note');
-      setText(gated, view.gated_text);
-      gated.hidden = !view.gated_text;
+      setText(gated, view.gated_hint);
+      gated.hidden = !view.gated_hint;
       const rows = view.models.map((model) =>
         bindRemoteModel(this.document, this.modelTemplate.content.firstElementChild.cloneNode(true), model, this.cardText),
       );
@@ -154,9 +161,9 @@ export class HubPanel {
   }
 
   /** Each model's fit badge ({reference, repo_id, file} each), a few at a time: each reads a
-   * remote header. */
+   * remote header. Models whose fit is known already are left as they are. */
   async fits(models, listing = this.listing) {
-    const queue = models.filter((model) => !model.fit);
+    const queue = models.filter((model) => !model.fit || model.fit_pending);
     const worker = async () => {
       while (queue.length && listing === this.listing) {
         const model = queue.shift();
@@ -173,18 +180,20 @@ export class HubPanel {
       box.classList.add('is-checking');
       box.setAttribute('aria-busy', 'true');
     }
-    let answer = null;
+    let badge = null;
     let failure = '';
     try {
       const query = new URLSearchParams({ repo: model.repo_id, file: model.file });
-      answer = await this.transport.request('GET', `/api/hub/fit?${query}`, { retries: 1 });
+      badge = (await this.transport.request('GET', `/api/hub/fit?${query}`, { retries: 1 })).badge;
     } catch (error) {
       if (isAbort(error)) return;
-      failure = (error.status && error.message) || this.text['error.unreachable'] || '';
+      // A refusal carries the badge that says why; with none, the note says what went wrong.
+      badge = (error.body && error.body.badge) || null;
+      if (!badge) failure = (error.status && error.message) || this.text['error.unreachable'] || '';
     }
     const current = this._modelRow(model.reference);
     if (listing !== this.listing || !current) return;
-    bindFitResult(this.document, current, answer ? answer.badge : null, failure, this.cardText);
+    bindFitResult(this.document, current, badge, failure, this.cardText);
     const fitBox = current.querySelector('.remote-model-fit');
     fitBox.classList.remove('is-checking');
     fitBox.removeAttribute('aria-busy');

@@ -36,14 +36,16 @@ export function retryAfterMs(value, now = Date.now()) {
   return Number.isFinite(date) ? Math.max(0, date - now) : null;
 }
 
-/** The server refused: `status`, `kind` and the server's `message` ({"error": {...}}). */
+/** The server refused: `status`, `kind` and the server's `message` ({"error": {...}}); `body`
+ * the whole answer (a refusal may carry a view, as a fit's "unknown" badge). */
 export class ApiError extends Error {
-  constructor(status, kind, message, waitMs = null) {
+  constructor(status, kind, message, waitMs = null, body = null) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.kind = kind;
     this.retryAfterMs = waitMs;
+    this.body = body;
   }
 }
 
@@ -127,6 +129,7 @@ export class Transport {
         info.kind || `http_${response.status}`,
         typeof info.message === 'string' ? info.message : '',
         wait,
+        data,
       );
       if (TRANSIENT.has(response.status) && attempt < retries) {
         await this.sleep(Math.min(wait === null ? backoffDelay(attempt) : wait, BACKOFF.maxMs), signal);
