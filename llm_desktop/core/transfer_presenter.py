@@ -199,39 +199,21 @@ def _actions(event: ProgressEvent) -> tuple[Action, ...]:
         )
     if stage is Stage.PAUSED:
         return (
-            Action(
-                ActionId.RESUME,
-                "Resume",
-                f"Resume {title}",
-                "Continue from the bytes kept",
-                primary=True,
-            ),
+            _resume(title, "Continue from the bytes kept"),
             _cancel(title),
         )
     if stage is Stage.FAILED:
         kind = event.error.kind if event.error else None
         if pausable and kind in RESUMABLE_FAILURES:
             return (
-                Action(
-                    ActionId.RESUME,
-                    "Resume",
-                    f"Resume {title}",
-                    "Try again from the bytes already received",
-                    primary=True,
-                ),
+                _resume(title, "Try again from the bytes already received"),
                 _discard(title),
             )
         return (_dismiss(title),)
     if stage is Stage.CANCELLED:
         if pausable and event.bytes_done:
             return (
-                Action(
-                    ActionId.RESUME,
-                    "Resume",
-                    f"Resume {title}",
-                    "Continue from the bytes kept",
-                    primary=True,
-                ),
+                _resume(title, "Continue from the bytes kept"),
                 _discard(title),
             )
         return (_dismiss(title),)
@@ -241,6 +223,10 @@ def _actions(event: ProgressEvent) -> tuple[Action, ...]:
             _cancel(title),
         )
     return (_cancel(title),)
+
+
+def _resume(title: str, hint: str) -> Action:
+    return Action(ActionId.RESUME, "Resume", f"Resume {title}", hint, primary=True)
 
 
 def _cancel(title: str) -> Action:
