@@ -67,6 +67,7 @@ class RepoRow(QWidget):
         owner.setText(view.owner)
         meta = _label("repoMeta")
         meta.setText(view.facts)
+        meta.setToolTip(view.facts)  # a narrow list cuts the line; the whole of it on hover
         self.gated = _label("badge")
         self.gated.setText(view.gated_label)
         self.gated.setProperty("tone", "warning")
