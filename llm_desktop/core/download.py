@@ -38,6 +38,7 @@ from llm_desktop.core import hf_hub
 from llm_desktop.core.bus import EventBus
 from llm_desktop.core.events import (
     OP_DOWNLOAD,
+    RESUMABLE_TRANSFER_ERRORS,
     ErrorInfo,
     ErrorKind,
     ModelError,
@@ -71,8 +72,6 @@ PARALLEL_FILES = 4  # parts of a split model fetched at once
 DISK_MARGIN_BYTES = 64 * 1024 * 1024  # room left free for everything else on the disk
 HASH_CHUNK_BYTES = 4 * 1024 * 1024
 LOCK_SUFFIX = ".lock"
-# Failures after which the partial bytes are still worth keeping for a later resume.
-RESUMABLE_ERRORS = frozenset({ErrorKind.NETWORK, ErrorKind.DISK_FULL, ErrorKind.RATE_LIMITED})
 
 
 @dataclass(frozen=True)
@@ -485,7 +484,7 @@ class DownloadJob:
     def _check_space(self, pending: list[PlannedFile]) -> None:
         if not pending:
             return
-        needed = sum(max((f.size or 0) - partial_size(f.partial), 0) for f in pending)
+        needed = _bytes_to_come(pending)
         folder = os.path.dirname(pending[0].partial)
         os.makedirs(folder, exist_ok=True)
         free = free_bytes(folder)
@@ -497,7 +496,7 @@ class DownloadJob:
             )
 
     def _check_space_while_writing(self, pending: list[PlannedFile]) -> None:
-        needed = sum(max((f.size or 0) - partial_size(f.partial), 0) for f in pending)
+        needed = _bytes_to_come(pending)
         free = free_bytes(os.path.dirname(pending[0].partial))
         if needed > free:
             self.control.stop()
@@ -620,7 +619,13 @@ class DownloadJob:
 
     def _publish(self, stage: Stage, fraction: float, message: str, **fields: Any) -> None:
         band_stage = Stage.DOWNLOADING if stage in (Stage.RETRYING, Stage.PAUSED) else stage
-        pct = stage_pct(band_stage, fraction, op=OP_DOWNLOAD)
+        self._emit(stage, stage_pct(band_stage, fraction, op=OP_DOWNLOAD), message, **fields)
+
+    def _finish(self, stage: Stage, message: str, **fields: Any) -> None:
+        pct = 100.0 if stage is Stage.COMPLETE else (self._last.pct if self._last else 0.0)
+        self._emit(stage, pct, message, **fields)
+
+    def _emit(self, stage: Stage, pct: float, message: str, **fields: Any) -> None:
         self._last = self.bus.publish(
             ProgressEvent(
                 model=self.key,
@@ -630,28 +635,13 @@ class DownloadJob:
                 message=message,
                 op=OP_DOWNLOAD,
                 label=self.plan.label if self.plan else self.spec.reference,
-                elapsed_s=round(time.monotonic() - self._started, 2),
-                **fields,
-            )
-        )
-
-    def _finish(self, stage: Stage, message: str, **fields: Any) -> None:
-        self._last = self.bus.publish(
-            ProgressEvent(
-                model=self.key,
-                seq=0,
-                stage=stage,
-                pct=100.0 if stage is Stage.COMPLETE else (self._last.pct if self._last else 0.0),
-                message=message,
-                op=OP_DOWNLOAD,
-                label=self.plan.label if self.plan else self.spec.reference,
-                elapsed_s=round(time.monotonic() - self._started, 2),
+                elapsed_s=round(self._elapsed(), 2),
                 **fields,
             )
         )
 
     def _finish_failed(self, info: ErrorInfo) -> None:
-        if info.kind not in RESUMABLE_ERRORS and self.plan is not None:
+        if info.kind not in RESUMABLE_TRANSFER_ERRORS and self.plan is not None:
             for file in self.plan.files:
                 remove_partial(file.partial)
         with self._progress.lock:
@@ -718,6 +708,11 @@ def _exclusive(files: list[PlannedFile]):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(handle.name)  # removed while still locked: no one can take it between
             handle.close()
+
+
+def _bytes_to_come(files: list[PlannedFile]) -> int:
+    """Bytes of `files` not yet on disk (a file whose size is not known yet counts 0)."""
+    return sum(max((f.size or 0) - partial_size(f.partial), 0) for f in files)
 
 
 def free_bytes(folder: str) -> int:
@@ -864,7 +859,7 @@ class DownloadManager:
             or (
                 last.stage is Stage.FAILED
                 and last.error is not None
-                and last.error.kind in RESUMABLE_ERRORS
+                and last.error.kind in RESUMABLE_TRANSFER_ERRORS
             )
         )
         if keep:

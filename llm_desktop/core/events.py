@@ -105,6 +105,12 @@ class ErrorKind(StrEnum):
     IN_USE = "in_use"  # another transfer is writing the same file
 
 
+# Transfer failures after which the bytes received are kept and the same transfer can resume.
+RESUMABLE_TRANSFER_ERRORS = frozenset(
+    {ErrorKind.NETWORK, ErrorKind.DISK_FULL, ErrorKind.RATE_LIMITED}
+)
+
+
 class ModelState(StrEnum):
     """The state a card shows, derived from the last event of a model."""
 

@@ -64,6 +64,7 @@ __all__ = [
 # The types offered, largest file first.
 QUANT_TYPES: tuple[str, ...] = tuple(QUANTIZE_TYPES)
 # While nothing arrives, an event this often says how long the stage has run.
+KEY_PREFIX = "quantize:"
 TICK_S = 0.5
 THROTTLE_S = 0.05
 READY_TIMEOUT_S = 60.0
@@ -147,7 +148,7 @@ class QuantizeJob:
         self.type_name = canonical_type(type_name)
         self.out = Path(os.path.abspath(out or default_output_path(self.source, self.type_name)))
         self.part = Path(partial_path(str(self.out)))
-        self.key = f"quantize:{self.out}"
+        self.key = f"{KEY_PREFIX}{self.out}"
         self.label = f"{clean_stem(self.source.name)} → {self.type_name}"
         self.threads = threads
         self.throttle_s = throttle_s

@@ -17,8 +17,8 @@ from llm_desktop.core.events import (
     OP_DOWNLOAD,
     OP_QUANTIZE,
     OP_UPLOAD,
+    RESUMABLE_TRANSFER_ERRORS,
     ErrorInfo,
-    ErrorKind,
     ProgressEvent,
     Stage,
 )
@@ -51,8 +51,6 @@ TRANSFER_STAGE_LABELS: dict[Stage, str] = {
 }
 # Stages with no measured fraction of their own: the bar says "busy".
 BUSY_STAGES = frozenset({Stage.CONNECTING, Stage.FINALIZING})
-# Failures after which the bytes on disk are kept and the same transfer can resume.
-RESUMABLE_FAILURES = frozenset({ErrorKind.NETWORK, ErrorKind.DISK_FULL, ErrorKind.RATE_LIMITED})
 # Only downloads keep partial bytes a person may want to keep or delete.
 PAUSABLE_OPS = frozenset({OP_DOWNLOAD})
 
@@ -204,7 +202,7 @@ def _actions(event: ProgressEvent) -> tuple[Action, ...]:
         )
     if stage is Stage.FAILED:
         kind = event.error.kind if event.error else None
-        if pausable and kind in RESUMABLE_FAILURES:
+        if pausable and kind in RESUMABLE_TRANSFER_ERRORS:
             return (
                 _resume(title, "Try again from the bytes already received"),
                 _discard(title),

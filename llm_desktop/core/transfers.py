@@ -18,6 +18,7 @@ from llm_desktop.core.bus import EventBus
 from llm_desktop.core.download import KEY_PREFIX as DOWNLOAD_PREFIX
 from llm_desktop.core.download import DownloadManager, DownloadSpec
 from llm_desktop.core.events import ProgressEvent, Stage
+from llm_desktop.core.quantize import KEY_PREFIX as QUANTIZE_PREFIX
 from llm_desktop.core.quantize import QuantizeJob
 from llm_desktop.core.transfer import DEFAULT_POLICY, RetryPolicy
 from llm_desktop.core.upload import DEFAULT_UPLOAD_LIMIT, UploadJob
@@ -25,7 +26,6 @@ from llm_desktop.core.upload import KEY_PREFIX as UPLOAD_PREFIX
 
 log = logging.getLogger(__name__)
 
-QUANTIZE_PREFIX = "quantize:"
 DOWNLOAD_STATE_FILE = "downloads-v1.json"
 
 
