@@ -66,6 +66,8 @@ __all__ = [
 DISPLAY_NAME_MAX_CHARS = 200
 # The header's fields an entry carries as they are; the name becomes the display name, and the
 # error is the entry's own (a missing part is one too).
+# llama.cpp's LLAMA_POOLING_TYPE_MEAN, _CLS and _LAST: the pooled output of an embedding model.
+EMBEDDING_POOLING_TYPES = frozenset({1, 2, 3})
 _ENTRY_HEADER_FIELDS = tuple(name for name in HEADER_FIELDS if name not in ("name", "error"))
 
 
@@ -98,6 +100,13 @@ class ModelEntry:
     file_size: int  # all parts together
     mtime: float  # the newest part's, in seconds since the epoch
     error: str | None = None
+    # llama.cpp's pooling type (1 mean, 2 CLS, 3 last) when the file declares one: the model
+    # makes embeddings, not text.
+    pooling_type: int | None = None
+
+    @property
+    def makes_embeddings(self) -> bool:
+        return self.pooling_type in EMBEDDING_POOLING_TYPES
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -252,6 +261,7 @@ def summarize_header(info: GGUFInfo) -> dict[str, Any]:
         "key_length": info.key_length,
         "value_length": info.value_length,
         "vocab_size": info.vocab_size,
+        "pooling_type": info.pooling_type,
         "error": None,
     }
 

@@ -39,6 +39,7 @@ HEADER_INT_FIELDS = (
     "key_length",
     "value_length",
     "vocab_size",
+    "pooling_type",
 )
 HEADER_FIELDS = HEADER_STR_FIELDS + HEADER_OPTIONAL_STR_FIELDS + HEADER_INT_FIELDS
 

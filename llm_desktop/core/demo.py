@@ -13,10 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from gguf import GGUFWriter, LlamaFileType, TokenType
+from gguf import GGUFWriter, LlamaFileType, PoolingType, TokenType
 
 from llm_desktop.core.model_names import size_label
 
+# The demo model's chat template: Zephyr's turns, in tokens its small vocabulary spells out.
+DEMO_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}</s>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
 BYTE_TOKENS = [f"<0x{value:02X}>" for value in range(256)]
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>"]
 
@@ -37,6 +42,8 @@ class DemoSpec:
     name: str = "llm-desktop demo"
     split_max_tensors: int = 0
     seed: int = 0
+    chat_template: str | None = DEMO_CHAT_TEMPLATE  # None: a base model, with no template
+    pooling_type: int | None = None  # 1 mean, 2 CLS, 3 last: an embedding model
 
     def layer_parameters(self) -> int:
         head_dim = self.embedding // self.heads
@@ -95,6 +102,10 @@ def write_demo_model(path: str | os.PathLike[str], spec: DemoSpec | None = None)
     writer.add_rope_dimension_count(head_dim)
     writer.add_layer_norm_rms_eps(1e-5)
     _add_vocabulary(writer, spec.vocab)
+    if spec.chat_template is not None:
+        writer.add_chat_template(spec.chat_template)
+    if spec.pooling_type is not None:
+        writer.add_pooling_type(PoolingType(spec.pooling_type))
 
     shapes: list[tuple[str, tuple[int, ...]]] = [
         ("token_embd.weight", (spec.vocab, spec.embedding)),

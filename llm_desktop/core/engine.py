@@ -9,24 +9,51 @@ requests, and records every event on one `EventBus`. Files are checked before lo
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from llm_desktop.core import hardware
 from llm_desktop.core.bus import EventBus, EventStream
-from llm_desktop.core.events import ErrorKind, ModelError, ModelState, ProgressEvent, Stage
+from llm_desktop.core.events import (
+    ERROR_MESSAGES,
+    ErrorKind,
+    ModelError,
+    ModelState,
+    ProgressEvent,
+    Reason,
+    Stage,
+)
+from llm_desktop.core.generation import (
+    COMPLETION,
+    EMBEDDING,
+    Reply,
+    ReplyRequest,
+    raise_for,
+)
 from llm_desktop.core.host.client import HostPool
 from llm_desktop.core.model_names import model_id as file_model_id
 from llm_desktop.core.model_names import split_parts
 from llm_desktop.core.options import LoadOptions
 from llm_desktop.core.preflight import preflight
-from llm_desktop.core.session import Generation, ModelSession, Request
+from llm_desktop.core.session import ModelSession, Request
 from llm_desktop.core.timings import StageTimes
 
 # What callers import from here; the session and the preflight have their own modules.
-__all__ = ["Engine", "LoadOptions", "preflight", "split_parts"]
+__all__ = ["Engine", "LoadOptions", "ModelUsage", "preflight", "split_parts"]
+
+
+@dataclass(frozen=True)
+class ModelUsage:
+    """What keep-alive and eviction need to know of a loaded model."""
+
+    in_use: bool  # a reply is being answered or waits
+    last_used: float  # time.monotonic() of its last reply (or of its load)
+    memory_bytes: int | None  # its host's memory when it finished loading
+    makes_embeddings: bool
 
 
 class Engine:
@@ -86,8 +113,10 @@ class Engine:
         options: LoadOptions | None = None,
         *,
         model: str | None = None,
+        reason: Reason | None = None,
     ) -> str:
-        """Start loading (or attach to the load or loaded model of) `path`; returns its id."""
+        """Start loading (or attach to the load or loaded model of) `path`; returns its id.
+        `reason` says why when the engine's owner loads it on its own (an API request)."""
         model = model or self.model_id(path)
         with self._lock:
             if self._closed:
@@ -95,7 +124,7 @@ class Engine:
             session = self._sessions.get(model)
             if session is not None and session.state in (ModelState.LOADING, ModelState.LOADED):
                 return model
-            session = ModelSession(self, model, os.fspath(path), options or LoadOptions())
+            session = ModelSession(self, model, os.fspath(path), options or LoadOptions(), reason)
             self._sessions[model] = session
         # Published before the thread starts, outside the engine's lock: a caller inside
         # `EventBus.operation_or_start` sees the new operation's first event at once.
@@ -110,7 +139,9 @@ class Engine:
         session.request(Request("cancel"))
         return True
 
-    def unload(self, model: str) -> bool:
+    def unload(self, model: str, reason: Reason | None = None) -> bool:
+        """Unload a loaded model (or cancel its load); `reason` says why when nobody asked
+        (keep-alive, eviction). Replies in progress end with an error."""
         session = self._session(model)
         if session is None:
             return False
@@ -119,25 +150,64 @@ class Engine:
             return True
         if session.state is not ModelState.LOADED:
             return False
-        session.request(Request("unload"))
+        session.request(Request("unload", reason))
         return True
 
-    def generate(self, model: str, prompt: str, max_tokens: int = 64) -> Iterator[str]:
-        """Stream the loaded model's reply to `prompt`, piece by piece."""
+    def reply(self, model: str, request: ReplyRequest, sink: Callable[[str | None], None]) -> Reply:
+        """Queue a reply of the loaded `model`: `sink` gets each piece of text (on the model's
+        thread), then None when it has ended (the outcome is on the returned `Reply`)."""
         session = self._session(model)
         if session is None or session.state is not ModelState.LOADED:
             raise ModelError(ErrorKind.NOT_FOUND, "The model is not loaded")
-        generation = Generation(prompt, max_tokens)
-        session.request(Request("generate", generation))
-        while (piece := generation.pieces.get()) is not None:
-            yield piece
-        if generation.error:
-            raise ModelError(ErrorKind.ENGINE_CRASHED, generation.error)
+        if session.embedding != (request.mode == EMBEDDING):
+            kind = ErrorKind.CANNOT_GENERATE if session.embedding else ErrorKind.CANNOT_EMBED
+            raise ModelError(kind, ERROR_MESSAGES[kind])
+        reply = Reply(request, sink)
+        reply.on_cancel = lambda cancelled: session.request(Request("stop", cancelled))
+        session.request(Request("reply", reply))
+        return reply
 
-    def stop_generation(self, model: str) -> None:
+    def generate(
+        self, model: str, request: ReplyRequest | str, max_tokens: int = 64
+    ) -> Iterator[str]:
+        """Stream a reply piece by piece (a plain `prompt` string: a raw completion). Leaving
+        the loop early stops the reply in the host; a failure is raised as `ModelError`."""
+        if isinstance(request, str):
+            request = ReplyRequest(mode=COMPLETION, prompt=request, max_tokens=max_tokens)
+        pieces: queue.Queue[str | None] = queue.Queue()
+        reply = self.reply(model, request, pieces.put)
+        try:
+            while (piece := pieces.get()) is not None:
+                yield piece
+        finally:
+            reply.cancel()
+        raise_for(reply)
+
+    def stop_generation(self, model: str, client: str = "app") -> None:
+        """Stop every reply `client` asked of `model` (the window's Stop button)."""
         session = self._session(model)
-        if session is not None and session.host is not None:
-            session.host.send({"op": "stop"})
+        if session is None:
+            return
+        for reply in (session.active, *session.waiting):
+            if reply is not None and reply.request.client == client:
+                reply.cancel()
+
+    def usage(self, model: str) -> ModelUsage | None:
+        """How a loaded model is used (None when it is not loaded)."""
+        session = self._session(model)
+        if session is None or session.state is not ModelState.LOADED:
+            return None
+        loaded = self.state(model)
+        return ModelUsage(
+            in_use=session.in_use,
+            last_used=session.last_used,
+            memory_bytes=loaded.memory_bytes if loaded is not None else None,
+            makes_embeddings=session.embedding,
+        )
+
+    def loaded_models(self) -> list[str]:
+        with self._lock:
+            return [m for m, s in self._sessions.items() if s.state is ModelState.LOADED]
 
     def host_pid(self, model: str) -> int | None:
         session = self._session(model)

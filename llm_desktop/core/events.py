@@ -103,12 +103,45 @@ class ErrorKind(StrEnum):
     CHECKSUM_MISMATCH = "checksum_mismatch"
     TOO_LARGE = "too_large"  # an upload over the server's size limit
     IN_USE = "in_use"  # another transfer is writing the same file
+    # Serving models to other programs.
+    CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"  # prompt + reply exceed the context
+    CANNOT_EMBED = "cannot_embed"  # a text-generation model asked for embeddings
+    CANNOT_GENERATE = "cannot_generate"  # an embedding model asked for text
+    INVALID_REQUEST = "invalid_request"  # a request the model cannot take as it is
 
 
 # Transfer failures after which the bytes received are kept and the same transfer can resume.
 RESUMABLE_TRANSFER_ERRORS = frozenset(
     {ErrorKind.NETWORK, ErrorKind.DISK_FULL, ErrorKind.RATE_LIMITED}
 )
+
+
+# Why a model was loaded or unloaded when nobody pressed a button (`Reason.kind`).
+REASON_REQUEST = "request"  # loaded because an API client asked for it
+REASON_IDLE = "idle"  # unloaded after its keep-alive expired
+REASON_EVICTED = "evicted"  # unloaded to make room for another model
+LIMIT_COUNT = "count"  # the limit of loaded models
+LIMIT_MEMORY = "memory"  # the memory budget
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why the engine did this on its own. Facts only; the presenter puts them into words."""
+
+    kind: str  # one of the REASON_ names
+    idle_s: float | None = None  # idle: how long the model had not been used
+    for_model: str | None = None  # evicted: the model that needed the room…
+    for_title: str | None = None  # …and what a person calls it
+    limit: str | None = None  # evicted: LIMIT_COUNT or LIMIT_MEMORY
+    max_loaded: int | None = None  # evicted for the count: the limit
+    client: str | None = None  # request: who asked (an address)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Reason:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 class ModelState(StrEnum):
@@ -187,6 +220,8 @@ class ProgressEvent:
     label: str | None = None
     stalled_s: float | None = None
     result_path: str | None = None
+    # Loads and unloads the engine did on its own (a request, keep-alive, eviction): why.
+    reason: Reason | None = None
     ts: float = field(default=0.0, compare=False)
 
     @property
@@ -203,6 +238,7 @@ class ProgressEvent:
         data["state"] = str(self.state)
         data["error"] = self.error.to_dict() if self.error else None
         data["timeline"] = dict(self.timeline) if self.timeline else None
+        data["reason"] = self.reason.to_dict() if self.reason else None
         return data
 
     @classmethod
@@ -213,6 +249,8 @@ class ProgressEvent:
             fields["error"] = ErrorInfo.from_dict(fields["error"])
         if fields.get("timeline"):
             fields["timeline"] = tuple((str(k), float(v)) for k, v in fields["timeline"].items())
+        if fields.get("reason"):
+            fields["reason"] = Reason.from_dict(fields["reason"])
         return cls(**fields)
 
     @classmethod
@@ -254,5 +292,9 @@ ERROR_MESSAGES: dict[ErrorKind, str] = {
     ErrorKind.CHECKSUM_MISMATCH: "The file's checksum does not match",
     ErrorKind.TOO_LARGE: "The file is larger than the limit",
     ErrorKind.IN_USE: "The file is being written by another transfer",
+    ErrorKind.CONTEXT_LENGTH_EXCEEDED: "The prompt and the reply do not fit the model's context",
+    ErrorKind.CANNOT_EMBED: "This model generates text; it cannot make embeddings",
+    ErrorKind.CANNOT_GENERATE: "This is an embedding model; it cannot generate text",
+    ErrorKind.INVALID_REQUEST: "The request is not valid",
 }
 GPU_OOM_MESSAGE = "OOM on GPU - Model too large"

@@ -132,6 +132,10 @@ class GGUFInfo:
         return _int_or_none(self.arch_value("context_length"))
 
     @property
+    def pooling_type(self) -> int | None:
+        return _int_or_none(self.arch_value("pooling_type"))
+
+    @property
     def block_count(self) -> int | None:
         return _int_or_none(self.arch_value("block_count"))
 

@@ -15,10 +15,11 @@ import queue
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llm_desktop.core import fit, hardware
+from llm_desktop.core.catalog import EMBEDDING_POOLING_TYPES
 from llm_desktop.core.events import (
     ERROR_MESSAGES,
     ErrorInfo,
@@ -26,9 +27,11 @@ from llm_desktop.core.events import (
     ModelError,
     ModelState,
     ProgressEvent,
+    Reason,
     Stage,
     stage_pct,
 )
+from llm_desktop.core.generation import FINISH_ERROR, FairQueue, Reply, host_failure
 from llm_desktop.core.gguf_header import GGUFInfo, read_gguf
 from llm_desktop.core.host.client import HostExited, HostMessage, HostProcess
 from llm_desktop.core.options import LoadOptions
@@ -39,7 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LLAMA_MAX_LAYERS", "Generation", "ModelSession", "Request"]
+__all__ = ["LLAMA_MAX_LAYERS", "ModelSession", "Request"]
 
 # llama.cpp's LLAMA_MAX_LAYERS: a file with more aborts the engine on a GGML_ASSERT.
 LLAMA_MAX_LAYERS = 512
@@ -55,16 +58,6 @@ class Request:
 
     action: str
     payload: Any = None
-
-
-@dataclass
-class Generation:
-    """One prompt's reply: the session puts its pieces in `pieces`, then None at the end."""
-
-    prompt: str
-    max_tokens: int
-    pieces: queue.Queue[str | None] = field(default_factory=queue.Queue)
-    error: str | None = None
 
 
 class _Cancelled(Exception):
@@ -99,7 +92,14 @@ class _RateMeter:
 class ModelSession:
     """One model's host and the thread that drives it."""
 
-    def __init__(self, engine: Engine, model: str, path: str, options: LoadOptions):
+    def __init__(
+        self,
+        engine: Engine,
+        model: str,
+        path: str,
+        options: LoadOptions,
+        reason: Reason | None = None,
+    ):
         self.engine = engine
         self.model = model
         self.path = path
@@ -119,6 +119,18 @@ class ModelSession:
         self._durations: dict[str, float] = {}
         self._times_key = ""
         self._tick_message = ""
+        self.reason = reason  # why this load or unload happened, when the engine chose it
+        self.embedding = False  # an embedding model: it answers `embed`, not `generate`
+        # Replies: the one the host is answering, and those waiting their turn. `last_used`
+        # is when the model last finished (or began) a reply; the keep-alive counts from it.
+        self.waiting = FairQueue()
+        self.active: Reply | None = None
+        self.last_used = time.monotonic()
+
+    @property
+    def in_use(self) -> bool:
+        """A reply is being answered or waits: the model must not be unloaded under it."""
+        return self.active is not None or len(self.waiting) > 0
 
     def start(self) -> None:
         self._thread.start()
@@ -160,6 +172,7 @@ class ModelSession:
             message=message,
             op=self._op,
             ts=time.time(),
+            reason=self.reason,
             **fields,
         )
         if stage.is_terminal or stage is Stage.UNLOADING:
@@ -187,6 +200,7 @@ class ModelSession:
             info = ErrorInfo(ErrorKind.ENGINE_CRASHED, f"Unexpected error: {exc}")
             self.emit(Stage.FAILED, info.message, error=info)
         else:
+            self.last_used = time.monotonic()  # the keep-alive counts from the end of the load
             self.settled.set()
             self._serve()
         self.settled.set()
@@ -239,6 +253,7 @@ class ModelSession:
         if verdict.verdict == "no" and not self.options.force:
             raise ModelError(ErrorKind.OUT_OF_MEMORY, f"Out of memory - {verdict.summary}")
         total = sum(info.tensor_bytes or 0 for info in infos)
+        self.embedding = infos[0].pooling_type in EMBEDDING_POOLING_TYPES
         n_ctx = self._context_length(infos[0])
         gpu_layers = (
             self.options.n_gpu_layers
@@ -268,6 +283,7 @@ class ModelSession:
                 "n_gpu_layers": gpu_layers,
                 "use_mmap": self.options.use_mmap,
                 "n_threads": self.options.n_threads,
+                "embedding": self.embedding,
             }
         )
         meter = _RateMeter()
@@ -414,47 +430,87 @@ class ModelSession:
         raise _Cancelled
 
     def _serve(self) -> None:
-        """Loaded: answer prompts, one at a time, until unload, shutdown or the host's death."""
+        """Loaded: answer replies one at a time, clients taking turns, until unload, shutdown
+        or the host's death."""
         assert self.host is not None
-        waiting: deque[Generation] = deque()
-        active: Generation | None = None
         while True:
             item = self.host.inbox.get()
             if isinstance(item, Request) and item.action in ("unload", "shutdown", "cancel"):
-                for generation in (active, *waiting):
-                    if generation is not None:
-                        generation.pieces.put(None)
-                self._unload()
+                self._end_replies(ErrorInfo(ErrorKind.CANCELLED, "The model was unloaded"))
+                self._unload(item.payload if item.action == "unload" else None)
                 return
-            if isinstance(item, Request) and item.action == "generate":
-                waiting.append(item.payload)
-            elif isinstance(item, HostMessage) and active is not None:
-                kind = item.data.get("t")
-                if kind == "token":
-                    active.pieces.put(str(item.data.get("text", "")))
-                elif kind == "generated":
-                    active.error = item.data.get("error")
-                    active.pieces.put(None)
-                    active = None
+            if isinstance(item, Request) and item.action == "reply":
+                self.waiting.push(item.payload)
+                self.last_used = time.monotonic()
+            elif isinstance(item, Request) and item.action == "stop":
+                self._stop(item.payload)
+            elif isinstance(item, HostMessage) and self.active is not None:
+                self._on_reply_message(item.data)
             elif isinstance(item, HostExited):
                 info = self.host.crash_info(item.returncode)
-                for generation in (active, *waiting):
-                    if generation is not None:
-                        generation.error = info.message
-                        generation.pieces.put(None)
+                self._end_replies(info)
                 self._op = "load"
+                self.reason = None
                 self.emit(Stage.FAILED, info.message, error=info)
                 return
-            if active is None and waiting:
-                active = waiting.popleft()
-                self.host.send(
-                    {"op": "generate", "prompt": active.prompt, "max_tokens": active.max_tokens}
-                )
+            if self.active is None:
+                self._start_next()
 
-    def _unload(self) -> None:
+    def _start_next(self) -> None:
+        assert self.host is not None
+        while (reply := self.waiting.pop()) is not None:
+            if reply.cancelled:
+                reply.finish("cancelled")
+                continue
+            self.active = reply
+            reply.started_at = time.monotonic()
+            self.host.send(reply.request.host_command(reply.id))
+            return
+
+    def _stop(self, reply: Reply) -> None:
+        """A reply's client went away or pressed Stop: out of the queue, or stopped in the
+        host between two tokens."""
+        if self.waiting.remove(reply):
+            reply.finish("cancelled")
+        elif reply is self.active and self.host is not None:
+            self.host.send({"op": "stop", "id": reply.id})
+
+    def _on_reply_message(self, data: dict[str, Any]) -> None:
+        reply = self.active
+        assert reply is not None
+        if data.get("id") not in (None, reply.id):
+            return  # the end of a reply already given up on
+        kind = data.get("t")
+        if kind == "token":
+            reply.put(str(data.get("text", "")))
+            return
+        if kind not in ("generated", "embedded"):
+            return
+        self.active = None
+        self.last_used = time.monotonic()
+        if data.get("error"):
+            reply.finish(FINISH_ERROR, error=host_failure(data))
+            return
+        if kind == "embedded":
+            reply.vectors = data.get("vectors")
+        reason = str(data.get("reason") or "stop")
+        reply.finish(
+            "cancelled" if reason == "stopped" else reason,
+            prompt_tokens=int(data.get("prompt_tokens") or 0),
+            completion_tokens=int(data.get("completion_tokens") or 0),
+        )
+
+    def _end_replies(self, error: ErrorInfo) -> None:
+        for reply in (self.active, *self.waiting.drain()):
+            if reply is not None:
+                reply.finish(FINISH_ERROR, error=error)
+        self.active = None
+
+    def _unload(self, reason: Reason | None = None) -> None:
         assert self.host is not None
         self._op = "unload"
         self._pct = 0.0
+        self.reason = reason
         rss = self.host.rss()
         self.emit(Stage.UNLOADING, "Unloading", force=True, memory_bytes=rss)
         self.host.stop(grace_s=5.0)

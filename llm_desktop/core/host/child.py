@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from llm_desktop.core.host import protocol, quantize_log
+from llm_desktop.core.host import protocol, quantize_log, replies
 
 PROGRESS_INTERVAL_S = 0.02
 READ_AHEAD_CHUNK = 8 << 20  # bytes per step: ~10-80 ms of disk, so a cancel is quick
@@ -320,7 +320,7 @@ class ModelHost:
         self.llama_cpp = llama_cpp_module
         self.commands: queue.Queue[dict[str, Any]] = queue.Queue()
         self.cancel = threading.Event()
-        self.stop_generation = threading.Event()
+        self.stops = replies.StopFlags()
         self.llm: Any = None
         self.quantizing: str | None = None  # the partial file being written, while quantizing
 
@@ -334,10 +334,11 @@ class ModelHost:
             if op == "cancel":
                 self.cancel.set()
             elif op == "stop":
-                self.stop_generation.set()
+                self.stops.stop(command.get("id"))
+                continue  # a flag, not a task: the reply reads it between tokens
             self.commands.put(command)
         self.cancel.set()
-        self.stop_generation.set()
+        self.stops.everything.set()
         if self.quantizing is not None:
             # llama.cpp's quantizer cannot be stopped and nobody waits for its file.
             self.channel.app_gone()
@@ -359,7 +360,9 @@ class ModelHost:
                 if not self.load(command):
                     return
             elif op == "generate" and self.llm is not None:
-                self.generate(command)
+                replies.generate(self.llm, command, self.channel.send, self.stops)
+            elif op == "embed" and self.llm is not None:
+                replies.embed(self.llm, command, self.channel.send)
             elif op == "quantize" and self.llm is None:
                 try:
                     self.quantize(command)
@@ -475,6 +478,7 @@ class ModelHost:
             n_gpu_layers=int(command.get("n_gpu_layers") or 0),
             use_mmap=bool(command.get("use_mmap", True)),
             n_threads=command.get("n_threads"),
+            embedding=bool(command.get("embedding", False)),
             verbose=True,
         )
 
@@ -572,29 +576,6 @@ class ModelHost:
             )
             return
         self.channel.send({"t": "quantized", "out": out, "size": size})
-
-    def generate(self, command: dict[str, Any]) -> None:
-        self.stop_generation.clear()
-        reason, count = "length", 0
-        try:
-            stream = self.llm.create_completion(
-                command.get("prompt", ""),
-                max_tokens=int(command.get("max_tokens", 64)),
-                temperature=float(command.get("temperature", 0.8)),
-                stream=True,
-            )
-            for chunk in stream:
-                if self.stop_generation.is_set():
-                    reason = "stopped"
-                    break
-                choice = chunk["choices"][0]
-                count += 1
-                self.channel.send({"t": "token", "text": choice["text"]})
-                reason = choice.get("finish_reason") or reason
-        except Exception as exc:
-            self.channel.send({"t": "generated", "reason": "error", "error": str(exc)})
-            return
-        self.channel.send({"t": "generated", "reason": reason, "n_tokens": count})
 
 
 def main() -> int:

@@ -4,11 +4,18 @@ Both directions are JSON objects, one per line. The app writes commands (`op`) t
 stdin; the host writes messages (`t`) to a private copy of its stdout (stdout itself is pointed at
 stderr, so nothing native can corrupt the stream).
 
-Commands: load {path, n_ctx, n_gpu_layers, use_mmap}, cancel, generate {prompt, max_tokens},
-stop, quantize {path, out, type, threads?}, exit.
+Commands: load {path, n_ctx, n_gpu_layers, use_mmap, embedding}, cancel,
+generate {id, mode: "chat" {messages} | "completion" {prompt}, max_tokens, stop, seed,
+temperature, top_p, top_k, min_p, repeat_penalty, presence_penalty, frequency_penalty},
+stop {id}, embed {id, input}, quantize {path, out, type, threads?}, exit.
 Messages: ready {pid, build}, log {level, text}, progress {f}, stage {stage}, loaded {n_ctx, ...},
-cancelled, error {kind, message, detail}, token {text}, generated {reason, n_tokens},
-quantize_progress {i, n, tensor, bytes, done}, quantized {out, size}.
+cancelled, error {kind, message, detail}, token {id, text}, generated {id, reason:
+stop|length|stopped|error, prompt_tokens, completion_tokens, kind?, error?}, embedded {id,
+vectors, prompt_tokens | kind, error}, quantize_progress {i, n, tensor, bytes, done},
+quantized {out, size}.
+
+A host answers one generate at a time, in the order sent; `stop {id}` ends that reply between
+two tokens (a stop for a reply already finished does nothing).
 
 A quantize writes `out.part` (`quantize_log.partial_path`) and renames it to `out` when whole.
 `quantize_progress` comes twice per tensor: `done: false` when tensor `i` of `n` starts, `done:
