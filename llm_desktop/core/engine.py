@@ -205,6 +205,10 @@ class Engine:
             makes_embeddings=session.embedding,
         )
 
+    def host_baseline_bytes(self) -> int:
+        """What a model host holds before loading anything (0 when none was measured yet)."""
+        return self._pool.baseline_rss() or 0
+
     def loaded_models(self) -> list[str]:
         with self._lock:
             return [m for m, s in self._sessions.items() if s.state is ModelState.LOADED]

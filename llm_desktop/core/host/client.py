@@ -144,6 +144,7 @@ class HostPool:
         self._ready: deque[HostProcess] = deque()
         self._lock = threading.Lock()
         self._closed = False
+        self._baseline: int | None = None
         self.fill()
 
     def fill(self) -> None:
@@ -186,6 +187,18 @@ class HostPool:
                 self._ready.appendleft(host)
                 return
         host.stop(grace_s=2.0)
+
+    def baseline_rss(self) -> int | None:
+        """The memory of a host that has loaded nothing (Python and llama.cpp themselves),
+        measured on a waiting host; the last measure when none waits."""
+        with self._lock:
+            hosts = list(self._ready)
+        for host in hosts:
+            rss = host.rss()
+            if rss:
+                self._baseline = rss
+                break
+        return self._baseline
 
     def close(self) -> None:
         with self._lock:
