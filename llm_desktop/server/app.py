@@ -24,6 +24,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 from starlette.routing import Route
 
 from llm_desktop.core import palette, presenter
+from llm_desktop.core.catalog import ModelEntry
 from llm_desktop.core.engine import Engine
 from llm_desktop.core.events import TRANSFER_OPS, ModelState, ProgressEvent, Stage
 from llm_desktop.core.library import LibraryModel, ModelLibrary
@@ -31,13 +32,21 @@ from llm_desktop.core.model_locations import APP_NAME, default_models_dir
 from llm_desktop.core.options import InvalidOptions, LoadOptions
 from llm_desktop.core.presenter import ActionId
 from llm_desktop.core.resources import resource_path
+from llm_desktop.core.serving import ModelServing, ServingPolicy
 from llm_desktop.core.store import ModelStore
 from llm_desktop.core.transfers import Transfers
 from llm_desktop.core.upload import DEFAULT_UPLOAD_LIMIT
 from llm_desktop.server import page, page_getting
 from llm_desktop.server.getting import Getting
-from llm_desktop.server.guard import TOKEN_COOKIE, BodyTooLarge, Guard, RateLimiter
+from llm_desktop.server.guard import (
+    TOKEN_COOKIE,
+    BodyTooLarge,
+    Guard,
+    RateLimiter,
+    error_payload,
+)
 from llm_desktop.server.hub import EventHub, Feed
+from llm_desktop.server.openai_api import OpenAiApi
 
 MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,159}$")
 LOAD_TERMINAL = frozenset({Stage.COMPLETE, Stage.FAILED, Stage.CANCELLED})
@@ -90,12 +99,11 @@ class ServerConfig:
     port_ref: list[int] = field(default_factory=lambda: [0])
     dev: bool = False  # serve the seed's standalone test page
     upload_limit: int = DEFAULT_UPLOAD_LIMIT  # the largest file the page may upload
+    serving: ServingPolicy = field(default_factory=ServingPolicy)  # keep-alive, eviction
 
 
 def error(status: int, kind: str, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"kind": kind, "message": message}}, status_code=status, headers=headers
-    )
+    return JSONResponse(error_payload(status, kind, message), status_code=status, headers=headers)
 
 
 class LlmServer:
@@ -107,6 +115,7 @@ class LlmServer:
         library: ModelLibrary,
         config: ServerConfig,
         transfers: Transfers | None = None,
+        serving: ModelServing | None = None,
     ):
         self.engine = engine
         self.library = library
@@ -125,6 +134,13 @@ class LlmServer:
             on_model_added=self.model_added,
         )
         self.getting = Getting(self)
+        # Load on request, keep-alive and eviction: the app's own when it passes one (its Try
+        # it panel then shares the same leases and request log), else one of our own.
+        self.owns_serving = serving is None
+        self.serving = serving or ModelServing(
+            engine, self.entry_of, config.serving, options=self.store.options
+        )
+        self.openai = OpenAiApi(self, self.serving)
         self.load_limiter = RateLimiter(*config.load_rate)
         self.streams: dict[str, int] = {}
         self.closing = threading.Event()
@@ -193,6 +209,11 @@ class LlmServer:
     def _close_stream(self, request: Request) -> None:
         key = self.client_key(request)
         self.streams[key] = max(0, self.streams.get(key, 0) - 1)
+
+    def entry_of(self, model_id: str) -> ModelEntry | None:
+        """The catalog entry of a model id (thread-safe; the library as last scanned)."""
+        model = self.store.model(model_id) or self.library.get(model_id)
+        return model.entry if model is not None else None
 
     def model_added(self, path: str) -> None:
         """A transfer made a new model file: list it (called on the transfer's thread, off
@@ -522,6 +543,28 @@ class LlmServer:
             return error(409, "model_in_use", "Unload the model before removing it")
         return JSONResponse({"removed": True})
 
+    async def serving_status(self, request: Request) -> Response:
+        """What the API serves: its base URL, the policy, the loaded models with their
+        keep-alive, and the last requests of each model."""
+        return JSONResponse(self.serving_snapshot(request.url.hostname or self.config.hosts[0]))
+
+    def serving_snapshot(self, host: str) -> dict[str, Any]:
+        serving = self.serving
+        return {
+            "base_url": f"http://{host}:{self.config.port_ref[0]}/v1",
+            "policy": serving.policy.to_dict(),
+            "loaded": [
+                {
+                    "model": resident.model,
+                    "memory": resident.memory,
+                    "in_use": resident.in_use,
+                    "keep_alive_s": serving.keep_alive_of(resident.model),
+                }
+                for resident in serving.residents()
+            ],
+            "requests": [record.to_dict() for record in serving.requests()],
+        }
+
     async def palette(self, request: Request) -> Response:
         """The desktop's colours as the page's CSS variables (one palette, two renderers)."""
         return Response(
@@ -542,6 +585,8 @@ class LlmServer:
 
     def close(self) -> None:
         self.getting.close()
+        if self.owns_serving:
+            self.serving.close()
         if self.owns_transfers:
             self.transfers.shutdown()
         self.hub.close()
@@ -552,10 +597,12 @@ def create_app(
     library: ModelLibrary,
     config: ServerConfig | None = None,
     transfers: Transfers | None = None,
+    serving: ModelServing | None = None,
 ) -> tuple[Guard, LlmServer]:
     config = config or ServerConfig()
-    server = LlmServer(engine, library, config, transfers)
+    server = LlmServer(engine, library, config, transfers, serving)
     getting = server.getting
+    api = server.openai
     routes = [
         Route("/", server.index, methods=["GET", "HEAD"]),
         Route("/index.html", server.index, methods=["GET", "HEAD"]),
@@ -583,6 +630,12 @@ def create_app(
         Route("/api/uploads", getting.api_upload, methods=["POST"]),
         Route("/api/uploads/start", getting.api_upload_start, methods=["POST"]),
         Route("/api/uploads/{key}", getting.api_upload_body, methods=["POST"]),
+        Route("/api/serving", server.serving_status, methods=["GET"]),
+        Route("/v1/models", api.models, methods=["GET"]),
+        Route("/v1/models/{model:path}", api.model, methods=["GET"]),
+        Route("/v1/chat/completions", api.chat, methods=["POST"]),
+        Route("/v1/completions", api.completions, methods=["POST"]),
+        Route("/v1/embeddings", api.embeddings, methods=["POST"]),
         *(Route(path, server.static, methods=["GET", "HEAD"]) for path in server.files),
     ]
     app = Starlette(

@@ -2,13 +2,16 @@
 
 - Host header must name the server itself (defeats DNS rebinding).
 - Origin, when sent, must be the server's own (no cross-site use of the API; CORS only for it).
-- /api/ and /actions/ need the per-launch token: `Authorization: Bearer T`, `?token=T`, or the
-  strict same-site cookie the page sets (so the page, with scripts or without, needs no token
-  in its address after the first visit). Other paths learn whether the token came with them.
+- /api/, /actions/ and /v1/ (the OpenAI-compatible API) need the per-launch token:
+  `Authorization: Bearer T`, `?token=T`, or the strict same-site cookie the page sets (so the
+  page, with scripts or without, needs no token in its address after the first visit). Other
+  paths learn whether the token came with them.
 - Paths with NUL, backslashes or `..` (also percent-encoded) are refused before routing.
-- Request bodies over the limit are refused, except where `streamed(path)` says the handler
+- Request bodies over the limit are refused (the API's chat requests carry whole conversations,
+  so /v1/ has a larger one), except where `streamed(path)` says the handler
   streams the body to disk under a limit of its own (uploads).
-Every refusal is a JSON error with a status that says why.
+Every refusal is a JSON error with a status that says why, in the one shape every route uses:
+ours (`kind`, `message`) and OpenAI's (`type`, `code`, `param`), so its clients read it too.
 """
 
 from __future__ import annotations
@@ -23,17 +26,46 @@ from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs, unquote
 
 TOKEN_COOKIE = "llm_desktop_token"
-PROTECTED_PREFIXES = ("/api/", "/actions/")
+API_PREFIX = "/v1/"
+PROTECTED_PREFIXES = ("/api/", "/actions/", API_PREFIX)
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 MAX_BODY_BYTES = 16 * 1024
+MAX_API_BODY_BYTES = 16 * 1024 * 1024  # a long conversation, or a batch of texts to embed
 
 
-def error_body(kind: str, message: str) -> bytes:
-    return json.dumps({"error": {"kind": kind, "message": message}}).encode()
+def body_limit(path: str) -> int:
+    return MAX_API_BODY_BYTES if path.startswith(API_PREFIX) else MAX_BODY_BYTES
+
+
+def error_type(status: int) -> str:
+    """OpenAI's error `type` for a status."""
+    if status in (401, 403):
+        return "authentication_error"
+    if status == 404:
+        return "not_found_error"
+    if status == 429:
+        return "rate_limit_error"
+    return "server_error" if status >= 500 else "invalid_request_error"
+
+
+def error_payload(status: int, kind: str, message: str, param: str | None = None) -> dict:
+    return {
+        "error": {
+            "kind": kind,
+            "message": message,
+            "type": error_type(status),
+            "code": kind,
+            "param": param,
+        }
+    }
+
+
+def error_body(status: int, kind: str, message: str) -> bytes:
+    return json.dumps(error_payload(status, kind, message)).encode()
 
 
 async def send_error(send, status: int, kind: str, message: str, headers=()) -> None:
-    body = error_body(kind, message)
+    body = error_body(status, kind, message)
     await send(
         {
             "type": "http.response.start",
@@ -124,22 +156,27 @@ class Guard:
         authorized = self._authorized(scope, headers)
         scope.setdefault("state", {})["authorized"] = authorized
         if scope["path"].startswith(PROTECTED_PREFIXES) and not authorized:
-            status = 401 if not self._presented_token(scope, headers) else 403
-            message = "A token is required" if status == 401 else "The token is wrong"
-            await send_error(
-                send, status, "unauthorized", message, [(b"www-authenticate", b"Bearer")]
-            )
+            presented = self._presented_token(scope, headers) is not None
+            message = "The token is wrong" if presented else "A token is required"
+            # OpenAI's clients expect 401 invalid_api_key for a wrong key; the page's API
+            # tells a missing token (401) from a wrong one (403).
+            if scope["path"].startswith(API_PREFIX):
+                status, kind = 401, "invalid_api_key"
+            else:
+                status, kind = (403 if presented else 401), "unauthorized"
+            await send_error(send, status, kind, message, [(b"www-authenticate", b"Bearer")])
             return
         if self.streamed(scope["path"]):  # protected (above); the handler limits the size
             await self.app(scope, receive, self._with_cors(send, origin))
             return
         length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+        limit = body_limit(scope["path"])
+        if length is not None and (not length.isdigit() or int(length) > limit):
             await send_error(
-                send, 413, "body_too_large", f"Request bodies are limited to {MAX_BODY_BYTES} bytes"
+                send, 413, "body_too_large", f"Request bodies are limited to {limit} bytes"
             )
             return
-        await self.app(scope, self._limited(receive), self._with_cors(send, origin))
+        await self.app(scope, self._limited(receive, limit), self._with_cors(send, origin))
 
     @staticmethod
     def _path_is_sane(raw_path: bytes) -> bool:
@@ -195,7 +232,7 @@ class Guard:
         return send_with_cors
 
     @staticmethod
-    def _limited(receive):
+    def _limited(receive, limit: int):
         received = 0
 
         async def limited_receive():
@@ -203,7 +240,7 @@ class Guard:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > MAX_BODY_BYTES:
+                if received > limit:
                     raise BodyTooLarge
             return message
 

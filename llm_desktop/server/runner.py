@@ -10,6 +10,7 @@ import uvicorn
 
 from llm_desktop.core.engine import Engine
 from llm_desktop.core.library import ModelLibrary
+from llm_desktop.core.serving import ModelServing
 from llm_desktop.core.transfers import Transfers
 from llm_desktop.server.app import LlmServer, ServerConfig, create_app
 
@@ -28,12 +29,15 @@ class ServerThread:
         port: int = 0,
         config: ServerConfig | None = None,
         transfers: Transfers | None = None,
+        serving: ModelServing | None = None,
     ):
         self.config = config or ServerConfig(hosts=(host,))
         if host not in self.config.hosts:
             self.config.hosts = (*self.config.hosts, host)
         self.host = host
-        self.app, self.server_state = create_app(engine, library, self.config, transfers)
+        self.app, self.server_state = create_app(
+            engine, library, self.config, transfers, serving
+        )
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.socket = socket.socket(family, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -61,6 +65,11 @@ class ServerThread:
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """The OpenAI-compatible API's base URL (what `openai.OpenAI(base_url=…)` takes)."""
+        return f"{self.base_url}/v1"
 
     @property
     def page_url(self) -> str:
