@@ -20,10 +20,15 @@ from typing import Any
 from llm_desktop.core.catalog import ModelEntry
 from llm_desktop.core.events import (
     GPU_OOM_MESSAGE,
+    LIMIT_COUNT,
+    REASON_EVICTED,
+    REASON_IDLE,
+    REASON_REQUEST,
     ErrorInfo,
     ErrorKind,
     ModelState,
     ProgressEvent,
+    Reason,
     Stage,
 )
 from llm_desktop.core.fit import FitVerdict, default_context, format_bytes
@@ -410,8 +415,52 @@ def retry_choice(
     return RETRY, options
 
 
+def reason_words(reason: Reason | None) -> str:
+    """Why the engine loaded or unloaded a model on its own: "idle for 15 min"."""
+    if reason is None:
+        return ""
+    if reason.kind == REASON_REQUEST:
+        return "loaded for an API request"
+    if reason.kind == REASON_IDLE:
+        return f"idle for {format_duration(reason.idle_s or 0)}"
+    if reason.kind == REASON_EVICTED:
+        room = f"to make room for {reason.for_title or reason.for_model}"
+        if reason.limit == LIMIT_COUNT and reason.max_loaded is not None:
+            noun = "model" if reason.max_loaded == 1 else "models"
+            return f"{room}: at most {reason.max_loaded} {noun} loaded at once"
+        return f"{room}: not enough memory for both"
+    return ""
+
+
+def format_duration(seconds: float) -> str:
+    """A span a person reads at a glance: "45 s", "15 min", "1 h 30 min"."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def keep_alive_words(seconds: float | None) -> str:
+    """ "Unloads after 15 min idle", "Stays loaded", "Unloads after each request"."""
+    if seconds is None:
+        return "Stays loaded"
+    if seconds <= 0:
+        return "Unloads after each request"
+    return f"Unloads after {format_duration(seconds)} idle"
+
+
+def _with_reason(text: str, event: ProgressEvent) -> str:
+    words = reason_words(event.reason)
+    return FACTS_SEPARATOR.join(part for part in (text, words) if part)
+
+
 def detail_line(event: ProgressEvent) -> str:
-    """Bytes, rate and ETA while loading; the outcome's numbers after it."""
+    """Bytes, rate and ETA while loading; the outcome's numbers after it; why, when the
+    engine did it on its own."""
     if event.stage is Stage.LOADING and event.bytes_total:
         parts = [f"{format_bytes(event.bytes_done or 0)} of {format_bytes(event.bytes_total)}"]
         if event.rate_bps:
@@ -425,7 +474,7 @@ def detail_line(event: ProgressEvent) -> str:
             parts.append(f"holds {format_bytes(event.memory_bytes)}")
         if event.timeline:
             parts.append(", ".join(f"{name} {format_seconds(s)}" for name, s in event.timeline))
-        return FACTS_SEPARATOR.join(parts)
+        return _with_reason(FACTS_SEPARATOR.join(parts), event)
     if event.stage in INDETERMINATE_STAGES and event.elapsed_s is not None:
         # No fraction to show (llama.cpp measures none): how long so far, and, labelled as an
         # estimate, what the same load took here before.
@@ -437,7 +486,7 @@ def detail_line(event: ProgressEvent) -> str:
         return FACTS_SEPARATOR.join(parts)
     if event.stage is Stage.FAILED and event.error:
         return event.error.message
-    return event.message
+    return _with_reason(event.message, event)
 
 
 def format_seconds(seconds: float) -> str:
@@ -485,7 +534,10 @@ def notice_for(view: CardView, event: ProgressEvent) -> Notice | None:
     key = f"model:{event.model}"
     title = view.title
     if event.stage is Stage.COMPLETE:
-        return Notice(NoticeKind.SUCCESS, f"{title} is ready", key, model=event.model)
+        text = f"{title} is ready"
+        if event.reason is not None:
+            text += f" ({reason_words(event.reason)})"
+        return Notice(NoticeKind.SUCCESS, text, key, model=event.model)
     if event.stage is Stage.FAILED and event.error is not None:
         heading = f"{title} failed to load" if event.op == "load" else f"{title} stopped"
         # The card shows the cause and all its actions; the toast offers the one that helps
@@ -497,6 +549,12 @@ def notice_for(view: CardView, event: ProgressEvent) -> Notice | None:
     if event.stage is Stage.CANCELLED:
         return Notice(NoticeKind.INFO, f"Loading {title} cancelled", key, model=event.model)
     if event.stage is Stage.UNLOADED:
+        if event.reason is not None:
+            # The engine chose this: say why first, so nobody wonders where the model went.
+            text = f"Unloaded {title}, {reason_words(event.reason)}"
+            if event.memory_bytes:
+                text += f"; freed {format_bytes(event.memory_bytes)}"
+            return Notice(NoticeKind.INFO, text, key, model=event.model)
         return Notice(NoticeKind.INFO, f"{title}: {event.message}", key, model=event.model)
     return None
 

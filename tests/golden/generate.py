@@ -21,12 +21,18 @@ from llm_desktop.core import hf_hub, hub_presenter, presenter, transfer_presente
 from llm_desktop.core.catalog import ModelEntry
 from llm_desktop.core.events import (
     GPU_OOM_MESSAGE,
+    LIMIT_COUNT,
+    LIMIT_MEMORY,
     OP_DOWNLOAD,
     OP_QUANTIZE,
     OP_UPLOAD,
+    REASON_EVICTED,
+    REASON_IDLE,
+    REASON_REQUEST,
     ErrorInfo,
     ErrorKind,
     ProgressEvent,
+    Reason,
     Stage,
 )
 from llm_desktop.core.fit import FitVerdict, MemoryEstimate
@@ -235,6 +241,82 @@ def cases() -> list[dict]:
             replace(
                 event(
                     Stage.UNLOADED, 100, "Unloaded; freed 4.4 GB", 16, memory_bytes=int(4.4 * GB)
+                ),
+                op="unload",
+            ),
+            None,
+            None,
+        ),
+        (
+            "loaded for an API request",
+            ENTRY,
+            event(
+                Stage.COMPLETE,
+                100,
+                "Ready (4096-token context)",
+                17,
+                memory_bytes=int(4.4 * GB),
+                reason=Reason(REASON_REQUEST, client="127.0.0.1:50312"),
+            ),
+            None,
+            None,
+        ),
+        (
+            "unloaded after its keep-alive",
+            ENTRY,
+            replace(
+                event(
+                    Stage.UNLOADED,
+                    100,
+                    "Unloaded; freed 4.4 GB",
+                    18,
+                    memory_bytes=int(4.4 * GB),
+                    reason=Reason(REASON_IDLE, idle_s=903.2),
+                ),
+                op="unload",
+            ),
+            None,
+            None,
+        ),
+        (
+            "evicted for the limit of loaded models",
+            ENTRY,
+            replace(
+                event(
+                    Stage.UNLOADED,
+                    100,
+                    "Unloaded; freed 4.4 GB",
+                    19,
+                    memory_bytes=int(4.4 * GB),
+                    reason=Reason(
+                        REASON_EVICTED,
+                        for_model="other-0000000003",
+                        for_title="Other 3B",
+                        limit=LIMIT_COUNT,
+                        max_loaded=1,
+                    ),
+                ),
+                op="unload",
+            ),
+            None,
+            None,
+        ),
+        (
+            "evicted for memory, while unloading",
+            ENTRY,
+            replace(
+                event(
+                    Stage.UNLOADING,
+                    0,
+                    "Unloading",
+                    20,
+                    memory_bytes=int(4.4 * GB),
+                    reason=Reason(
+                        REASON_EVICTED,
+                        for_model="other-0000000003",
+                        for_title="Other 3B",
+                        limit=LIMIT_MEMORY,
+                    ),
                 ),
                 op="unload",
             ),
