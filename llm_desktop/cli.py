@@ -67,8 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--gpu-layers", type=int, default=None, help="layers to offload")
     load.add_argument("--no-mmap", action="store_true", help="read weights into memory")
     load.add_argument("--force", action="store_true", help="load even if it does not fit")
-    load.add_argument("--prompt", help="after loading, stream a reply to this prompt")
-    load.add_argument("--max-tokens", type=int, default=32)
+    load.add_argument(
+        "--prompt", help="after loading, chat: stream the reply to this message (chat template)"
+    )
+    load.add_argument("--system", help="with --prompt: the system prompt of the chat")
+    load.add_argument(
+        "--raw", action="store_true", help="with --prompt: raw completion (for base models)"
+    )
+    load.add_argument("--max-tokens", type=int, default=128)
     load.add_argument(
         "--stall-timeout", type=float, default=60.0, help="seconds without progress (default 60)"
     )
@@ -80,6 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token", default=None, help="API token (default: a random one)")
     serve.add_argument("--dir", action="append", default=[], metavar="DIR", help="a folder")
     serve.add_argument("--no-known", action="store_true", help="skip other tools' folders")
+    serve.add_argument(
+        "--keep-alive",
+        default="15m",
+        help="unload a model loaded on request after this long idle: seconds or 5m, 1h; "
+        "-1 keeps it (default 15m)",
+    )
+    serve.add_argument(
+        "--max-loaded", type=int, default=None, help="at most this many models loaded at once"
+    )
+    serve.add_argument(
+        "--memory-budget",
+        default=None,
+        help="bytes all loaded models may hold together, e.g. 12G or 800M (default: what fits)",
+    )
     serve.add_argument(
         "--dev",
         action="store_true",
@@ -192,6 +212,12 @@ def command_load(args: argparse.Namespace) -> int:
     if args.prompt and args.json:
         print("llm-desktop load: --prompt cannot be combined with --json", file=sys.stderr)
         return 2
+    if (args.system or args.raw) and not args.prompt:
+        print("llm-desktop load: --system and --raw need --prompt", file=sys.stderr)
+        return 2
+    if args.system and args.raw:
+        print("llm-desktop load: a raw completion has no system prompt", file=sys.stderr)
+        return 2
     try:
         options = LoadOptions.parse(
             {
@@ -221,9 +247,32 @@ def command_load(args: argparse.Namespace) -> int:
                 return EXIT_CANCELLED
             return EXIT_FAILED
         if args.prompt:
-            for piece in engine.generate(model, args.prompt, args.max_tokens):
-                print(piece, end="", flush=True)
-            print()
+            return _reply(engine, model, args)
+    return 0
+
+
+def _reply(engine, model: str, args: argparse.Namespace) -> int:
+    """Stream the loaded model's reply to `--prompt`: a chat in the model's own template (the
+    path of /v1/chat/completions), or with `--raw` the prompt as it is. Ctrl-C stops it."""
+    from llm_desktop.core.events import ModelError
+    from llm_desktop.core.generation import CHAT, COMPLETION, ReplyRequest
+
+    if args.raw:
+        request = ReplyRequest(mode=COMPLETION, prompt=args.prompt, max_tokens=args.max_tokens)
+    else:
+        turns = ((("system", args.system),) if args.system else ()) + (("user", args.prompt),)
+        request = ReplyRequest(mode=CHAT, messages=turns, max_tokens=args.max_tokens)
+    try:
+        for piece in engine.generate(model, request):
+            print(piece, end="", flush=True)
+    except KeyboardInterrupt:
+        print()
+        return EXIT_CANCELLED
+    except ModelError as exc:
+        print()
+        print(f"llm-desktop load: the reply failed: {exc.info.message}", file=sys.stderr)
+        return EXIT_FAILED
+    print()
     return 0
 
 
@@ -428,11 +477,18 @@ def command_serve(args: argparse.Namespace) -> int:
     from llm_desktop.core import catalog
     from llm_desktop.core.engine import Engine
     from llm_desktop.core.library import ModelLibrary, default_hidden_path
+    from llm_desktop.core.presenter import serving_policy_line
+    from llm_desktop.core.serving_presenter import api_lines
     from llm_desktop.core.timings import StageTimes
     from llm_desktop.server.app import ServerConfig
     from llm_desktop.server.runner import ServerThread
 
-    config = ServerConfig(hosts=(args.host,), dev=args.dev)
+    try:
+        policy = serving_policy(args)
+    except ValueError as exc:
+        print(f"llm-desktop serve: {exc}", file=sys.stderr)
+        return 2
+    config = ServerConfig(hosts=(args.host,), dev=args.dev, serving=policy)
     if args.token:
         config.token = args.token
     library = ModelLibrary(
@@ -464,10 +520,29 @@ def command_serve(args: argparse.Namespace) -> int:
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             print(f"warning: listening on {args.host}, reachable beyond this machine")
         print(f"llm-desktop serving on {server.base_url}")
-        print(f"open: {server.page_url}", flush=True)
+        print(f"open: {server.page_url}")
+        for line in api_lines(server.api_url, config.token):
+            print(line)
+        print(
+            serving_policy_line(policy.keep_alive_s, policy.max_loaded, policy.memory_budget),
+            flush=True,
+        )
         stop.wait()
         server.stop()
     return 0
+
+
+def serving_policy(args: argparse.Namespace):
+    """`serve`'s keep-alive and eviction options as a policy; ValueError names a bad one."""
+    from llm_desktop.core.serving import ServingPolicy, parse_keep_alive, parse_size
+
+    if args.max_loaded is not None and args.max_loaded < 1:
+        raise ValueError("--max-loaded must be 1 or more")
+    return ServingPolicy(
+        keep_alive_s=parse_keep_alive(args.keep_alive),
+        max_loaded=args.max_loaded,
+        memory_budget=parse_size(args.memory_budget) if args.memory_budget else None,
+    )
 
 
 # -- demo-model --------------------------------------------------------------------------------

@@ -453,6 +453,18 @@ def keep_alive_words(seconds: float | None) -> str:
     return f"Unloads after {format_duration(seconds)} idle"
 
 
+def serving_policy_line(
+    keep_alive_s: float | None, max_loaded: int | None, memory_budget: int | None
+) -> str:
+    """ "Models loaded on request: unload after 15 min idle · at most 2 loaded · budget 12 GB"."""
+    parts = [f"Models loaded on request: {keep_alive_words(keep_alive_s).lower()}"]
+    if max_loaded is not None:
+        parts.append(f"at most {max_loaded} loaded at once")
+    if memory_budget is not None:
+        parts.append(f"memory budget {format_bytes(memory_budget)}")
+    return FACTS_SEPARATOR.join(parts)
+
+
 def _with_reason(text: str, event: ProgressEvent) -> str:
     words = reason_words(event.reason)
     return FACTS_SEPARATOR.join(part for part in (text, words) if part)

@@ -67,6 +67,10 @@ class InvalidDuration(ValueError):
     pass
 
 
+class InvalidSize(ValueError):
+    pass
+
+
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _DURATIONS = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|h|m|s))+")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -92,6 +96,19 @@ def parse_keep_alive(value: Any) -> float | None:
         number = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(units))
         return None if negative else number
     return None if number < 0 else number
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)b?")
+_SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def parse_size(value: str) -> int:
+    """Bytes from "12G", "800MB", "1.5g" or a plain number: decimal units, as every size in
+    the app is shown."""
+    match = _SIZE.fullmatch(str(value).strip().lower())
+    if match is None:
+        raise InvalidSize(f"{value!r} is not a size: use bytes or units (800M, 12G)")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
 
 
 @dataclass(frozen=True)
