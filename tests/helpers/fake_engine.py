@@ -1,8 +1,8 @@
 """A fake engine for UI tests: the real `EventBus` and the real engine's stage sequence, no hosts.
 
-`FakeEngine` meets `EngineApi`. It records every call (`loads` with their `LoadOptions`,
-`cancels`, `unloads`, `prompts`, `stops`) and publishes what `Engine` would publish, but only
-when the test says so:
+`FakeEngine` meets `EngineApi`. It records every call (`loads` with their `LoadOptions` and
+reasons, `cancels`, `unloads`, `requests` with each `ReplyRequest`, `stops`) and publishes what
+`Engine` would publish, but only when the test says so:
 
 - `load` publishes `connecting` at once, in the caller's thread, as `Engine.load` does;
 - `step(model)` publishes the next event of the model's operation, `advance(model, stage)` up to
@@ -10,6 +10,11 @@ when the test says so:
   failure (on a loaded model: a crash, as when the real host dies).
 - `cancel` and `unload` only queue what the session would publish (`cancelled`; `unloading`,
   `unloaded`): the test steps them like the rest.
+- `reply` gives `pieces` (cut at the request's max_tokens) to the sink at once, in the caller's
+  thread, and ends the reply as the real one would ("length" when cut, else "stop"); with
+  `hold_replies`, it stays open after its pieces until stopped (`stop_generation`, its
+  `cancel`) or ended (`end_replies`), so a test can press Stop mid-reply. An unload, a crash or
+  a shutdown ends open replies with an error, as the real session does.
 
 Like `ModelSession` (`llm_desktop.core.session`), a model's events after `connecting` come
 from a thread of its own (with `threaded=False`, from the caller's), so a Qt bridge must relay
@@ -24,7 +29,9 @@ cancel keeps the pct reached; an unload goes unloading (pct 0) → unloaded (pct
 from __future__ import annotations
 
 import os
+import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llm_desktop.core.bus import EventBus
+from llm_desktop.core.engine import ModelUsage
 from llm_desktop.core.events import (
     ERROR_MESSAGES,
     ErrorInfo,
@@ -39,12 +47,25 @@ from llm_desktop.core.events import (
     ModelError,
     ModelState,
     ProgressEvent,
+    Reason,
     Stage,
     stage_pct,
 )
 from llm_desktop.core.fit import format_bytes
+from llm_desktop.core.generation import (
+    COMPLETION,
+    EMBEDDING,
+    FINISH_ERROR,
+    FINISH_LENGTH,
+    FINISH_STOP,
+    Reply,
+    ReplyRequest,
+    raise_for,
+)
+from llm_desktop.core.hardware import GpuMonitor
 from llm_desktop.core.model_names import model_id as file_model_id
 from llm_desktop.core.options import LoadOptions
+from tests.helpers.fake_nvml import FakeNvml
 
 MiB = 1024 * 1024
 PUBLISH_TIMEOUT_S = 10.0
@@ -55,6 +76,7 @@ class LoadCall:
     model: str
     path: str
     options: LoadOptions
+    reason: Reason | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +88,7 @@ class _Step:
     fraction: float = 0.0
     op: str | None = None  # the operation it belongs to from now on (None: unchanged)
     fields: dict[str, Any] = field(default_factory=dict)
+    reason: Reason | None = None  # with `op`: why the engine began it on its own
 
 
 class _Session:
@@ -73,7 +96,10 @@ class _Session:
         self.model = model
         self.pct = 0.0
         self.op = "load"
+        self.reason: Reason | None = None  # on every event of the operation, as the real one
         self.pending: deque[_Step] = deque()
+        self.replies: list[Reply] = []  # open: answered, or held open by `hold_replies`
+        self.last_used = 0.0
         self.executor = (
             ThreadPoolExecutor(1, thread_name_prefix=f"fake-session-{model}") if threaded else None
         )
@@ -91,22 +117,27 @@ class FakeEngine:
         rate_bps: float = 32 * MiB,
         memory_bytes: int = 96 * MiB,
         default_n_ctx: int = 2048,
-        reply: Iterable[str] = ("Hello", ",", " world"),
+        pieces: Iterable[str] = ("Hello", ",", " world"),
+        hold_replies: bool = False,
         bus: EventBus | None = None,
+        gpu_monitor: GpuMonitor | None = None,
     ) -> None:
         self.bus = bus or EventBus()
+        # No GPU, and no model host asked what llama.cpp can use.
+        self.gpu_monitor = gpu_monitor or GpuMonitor(nvml=FakeNvml([]), llama_build=lambda: None)
         self.threaded = threaded
         self.bytes_total = bytes_total
         self.fractions = tuple(fractions)
         self.rate_bps = rate_bps
         self.memory_bytes = memory_bytes
         self.default_n_ctx = default_n_ctx
-        self.reply = tuple(reply)
+        self.pieces = tuple(pieces)
+        self.hold_replies = hold_replies
         self.loads: list[LoadCall] = []
         self.cancels: list[str] = []
         self.unloads: list[str] = []
-        self.prompts: list[tuple[str, str, int]] = []
-        self.stops: list[str] = []
+        self.requests: list[tuple[str, ReplyRequest]] = []
+        self.stops: list[tuple[str, str]] = []  # (model, client)
         self.shutdowns = 0
         self._lock = threading.RLock()
         self._published = threading.Condition()
@@ -121,19 +152,20 @@ class FakeEngine:
         options: LoadOptions | None = None,
         *,
         model: str | None = None,
+        reason: Reason | None = None,
     ) -> str:
         model = model or file_model_id(path)
         options = options or LoadOptions()
         with self._lock:
             if self._closed:
                 raise RuntimeError("the engine is shut down")
-            self.loads.append(LoadCall(model, os.fspath(path), options))
+            self.loads.append(LoadCall(model, os.fspath(path), options, reason))
             if self._state(model) in (ModelState.LOADING, ModelState.LOADED):
                 return model  # attaches to the running load or the loaded model
             session = self._sessions.get(model)
             if session is None:
                 session = self._sessions[model] = _Session(model, self.threaded)
-            session.pct, session.op = 0.0, "load"
+            session.pct, session.op, session.reason = 0.0, "load", reason
             session.pending = deque(self._load_steps(options))
         self._publish(session, _Step(Stage.CONNECTING, "Attaching a model host"))
         return model
@@ -146,7 +178,7 @@ class FakeEngine:
             self._queue_cancel(self._sessions[model])
             return True
 
-    def unload(self, model: str) -> bool:
+    def unload(self, model: str, reason: Reason | None = None) -> bool:
         with self._lock:
             self.unloads.append(model)
             state = self._state(model)
@@ -157,19 +189,83 @@ class FakeEngine:
                 return False
             session = self._sessions[model]
             if not session.pending:
-                session.pending = deque(self._unload_steps())
-            return True
+                session.pending = deque(self._unload_steps(reason))
+        self._end_replies(session, ErrorInfo(ErrorKind.CANCELLED, "The model was unloaded"))
+        return True
 
-    def generate(self, model: str, prompt: str, max_tokens: int = 64) -> Iterator[str]:
+    def reply(self, model: str, request: ReplyRequest, sink: Callable[[str | None], None]) -> Reply:
         if self._state(model) is not ModelState.LOADED:
             raise ModelError(ErrorKind.NOT_FOUND, "The model is not loaded")
+        if request.mode == EMBEDDING:  # the fake's models all generate
+            raise ModelError(ErrorKind.CANNOT_EMBED, ERROR_MESSAGES[ErrorKind.CANNOT_EMBED])
+        reply = Reply(request, sink)
+        reply.started_at = time.monotonic()
         with self._lock:
-            self.prompts.append((model, prompt, max_tokens))
-        yield from self.reply[:max_tokens]
+            session = self._sessions[model]
+            self.requests.append((model, request))
+            session.replies.append(reply)
+            session.last_used = time.monotonic()
+        reply.on_cancel = lambda cancelled: self._end(session, cancelled, FINISH_STOP)
+        limit = len(self.pieces) if request.max_tokens is None else request.max_tokens
+        for piece in self.pieces[:limit]:
+            if reply.done.is_set():
+                break
+            reply.put(piece)
+            reply.completion_tokens += 1
+        if not self.hold_replies:
+            self._end(session, reply, FINISH_LENGTH if limit < len(self.pieces) else FINISH_STOP)
+        return reply
 
-    def stop_generation(self, model: str) -> None:
+    def generate(
+        self, model: str, request: ReplyRequest | str, max_tokens: int = 64
+    ) -> Iterator[str]:
+        if isinstance(request, str):
+            request = ReplyRequest(mode=COMPLETION, prompt=request, max_tokens=max_tokens)
+        pieces: queue.Queue[str | None] = queue.Queue()
+        reply = self.reply(model, request, pieces.put)
+        try:
+            while (piece := pieces.get()) is not None:
+                yield piece
+        finally:
+            reply.cancel()
+        raise_for(reply)
+
+    def stop_generation(self, model: str, client: str = "app") -> None:
         with self._lock:
-            self.stops.append(model)
+            self.stops.append((model, client))
+            session = self._sessions.get(model)
+            replies = list(session.replies) if session is not None else []
+        for reply in replies:
+            if reply.request.client == client:
+                reply.cancel()
+
+    def end_replies(self, model: str) -> None:
+        """End the replies `hold_replies` keeps open, as a model that said all it had to."""
+        with self._lock:
+            session = self._sessions[model]
+            replies = list(session.replies)
+        for reply in replies:
+            self._end(session, reply, FINISH_STOP)
+
+    def usage(self, model: str) -> ModelUsage | None:
+        if self._state(model) is not ModelState.LOADED:
+            return None
+        with self._lock:
+            session = self._sessions[model]
+            return ModelUsage(
+                in_use=bool(session.replies),
+                last_used=session.last_used,
+                memory_bytes=self.memory_bytes,
+                makes_embeddings=False,
+            )
+
+    def loaded_models(self) -> list[str]:
+        with self._lock:
+            models = list(self._sessions)
+        return [model for model in models if self._state(model) is ModelState.LOADED]
+
+    def host_baseline_bytes(self) -> int:
+        return 0  # no model host was measured, as the real one before its first host
 
     def state(self, model: str) -> ProgressEvent | None:
         return self.bus.latest(model)
@@ -198,6 +294,8 @@ class FakeEngine:
                     self._queue_cancel(session)
                 elif state is ModelState.LOADED and not session.pending:
                     session.pending = deque(self._unload_steps())
+        for session in sessions:
+            self._end_replies(session, ErrorInfo(ErrorKind.CANCELLED, "The model was unloaded"))
         for session in sessions:
             while session.pending:
                 self.step(session.model)
@@ -246,6 +344,8 @@ class FakeEngine:
                 raise LookupError(f"{model}: nothing running to fail ({state})")
             session = self._sessions[model]
             session.pending.clear()
+            session.reason = None
+        self._end_replies(session, info)
         # A loaded host that dies reports as a load that failed, as the real session does.
         step = _Step(Stage.FAILED, info.message, op="load", fields={"error": info})
         return self._publish(session, step)
@@ -297,15 +397,16 @@ class FakeEngine:
             ),
         ]
 
-    def _unload_steps(self) -> list[_Step]:
+    def _unload_steps(self, reason: Reason | None = None) -> list[_Step]:
         memory = {"memory_bytes": self.memory_bytes}
         return [
-            _Step(Stage.UNLOADING, "Unloading", op="unload", fields=memory),
+            _Step(Stage.UNLOADING, "Unloading", op="unload", fields=memory, reason=reason),
             _Step(
                 Stage.UNLOADED,
                 f"Unloaded; freed {format_bytes(self.memory_bytes)}",
                 op="unload",
                 fields=memory,
+                reason=reason,
             ),
         ]
 
@@ -314,6 +415,23 @@ class FakeEngine:
         message = ERROR_MESSAGES[ErrorKind.CANCELLED]
         error = ErrorInfo(ErrorKind.CANCELLED, message)
         session.pending = deque([_Step(Stage.CANCELLED, message, fields={"error": error})])
+
+    # -- replies -------------------------------------------------------------------------------
+
+    def _end(self, session: _Session, reply: Reply, reason: str) -> None:
+        """End an open reply (a cancelled one ends "cancelled", as `Reply.finish` says)."""
+        with self._lock:
+            if reply not in session.replies:
+                return
+            session.replies.remove(reply)
+            session.last_used = time.monotonic()
+        reply.finish(reason, prompt_tokens=_prompt_tokens(reply.request))
+
+    def _end_replies(self, session: _Session, error: ErrorInfo) -> None:
+        with self._lock:
+            replies, session.replies = session.replies, []
+        for reply in replies:
+            reply.finish(FINISH_ERROR, error=error)
 
     # -- publishing ----------------------------------------------------------------------------
 
@@ -327,7 +445,9 @@ class FakeEngine:
 
         def publish() -> ProgressEvent:
             if step.op is not None:
-                session.op = step.op
+                session.op, session.reason = step.op, step.reason
+            if step.stage is Stage.COMPLETE:
+                session.last_used = time.monotonic()  # keep-alive counts from the load's end
             if session.op == "load" and step.stage in (Stage.FAILED, Stage.CANCELLED):
                 pct = session.pct
             elif step.stage is Stage.UNLOADING:
@@ -342,6 +462,7 @@ class FakeEngine:
                 pct=pct,
                 message=step.message,
                 op=session.op,
+                reason=session.reason,
                 **step.fields,
             )
             published = self.bus.publish(event)
@@ -353,3 +474,9 @@ class FakeEngine:
         if session.executor is None or step.stage is Stage.CONNECTING:
             return run()
         return session.executor.submit(run).result(PUBLISH_TIMEOUT_S)
+
+
+def _prompt_tokens(request: ReplyRequest) -> int:
+    """A stand-in for the tokenizer: one token a word of what was sent."""
+    texts = [content for _role, content in request.messages] or [request.prompt]
+    return sum(len(text.split()) for text in texts)

@@ -11,7 +11,23 @@ import pytest
 
 from llm_desktop.core.engine import Engine
 from llm_desktop.core.engine_api import EngineApi
-from llm_desktop.core.events import STAGE_BANDS, ErrorKind, ModelState, ProgressEvent, Stage
+from llm_desktop.core.events import (
+    STAGE_BANDS,
+    ErrorKind,
+    ModelError,
+    ModelState,
+    ProgressEvent,
+    Reason,
+    Stage,
+)
+from llm_desktop.core.generation import (
+    CHAT,
+    COMPLETION,
+    FINISH_CANCELLED,
+    FINISH_ERROR,
+    FINISH_LENGTH,
+    ReplyRequest,
+)
 from llm_desktop.core.options import LoadOptions
 from tests.helpers.fake_engine import FakeEngine, LoadCall
 from tests.helpers.library import BROKEN_GGUF
@@ -44,14 +60,17 @@ def shape(events: list[ProgressEvent]) -> list[tuple]:
 
 def test_the_fake_has_every_member_of_the_engine_api_with_the_same_parameters():
     members = [name for name in vars(EngineApi) if not name.startswith("_")]
-    assert {"load", "cancel", "unload", "generate", "wait", "shutdown"} <= set(members)
+    assert {"load", "cancel", "unload", "reply", "generate", "usage", "shutdown"} <= set(members)
     for name in members:
         expected = inspect.signature(getattr(EngineApi, name))
         actual = inspect.signature(getattr(FakeEngine, name))
         assert [(p.name, p.kind, p.default) for p in actual.parameters.values()] == [
             (p.name, p.kind, p.default) for p in expected.parameters.values()
         ], name
-    assert "bus" in EngineApi.__annotations__ and hasattr(FakeEngine(), "bus")
+    fake = FakeEngine()
+    for name in EngineApi.__annotations__:
+        assert hasattr(fake, name), name
+    assert not fake.gpu_monitor.read(), "no GPU: eviction plans for RAM alone"
 
 
 def test_a_load_and_an_unload_publish_what_the_real_engine_publishes(tiny_model, fake):
@@ -142,7 +161,7 @@ def test_calls_are_recorded_and_answered_as_the_real_engine_answers(fake):
     assert fake.wait(model, 1).state is ModelState.LOADED
     assert not fake.cancel(model), "nothing to cancel once loaded"
     assert list(fake.generate(model, "Hi", 2)) == ["Hello", ","]
-    assert fake.prompts == [(model, "Hi", 2)]
+    assert fake.requests == [(model, ReplyRequest(mode=COMPLETION, prompt="Hi", max_tokens=2))]
     with pytest.raises(LookupError):
         fake.step(model)
     crashed = fake.fail(model, ErrorKind.ENGINE_CRASHED)
@@ -159,3 +178,73 @@ def test_shutdown_ends_loads_and_unloads_loaded_models_as_the_real_one(fake):
     assert [e.stage for e in fake.bus.operation(loaded)] == [Stage.UNLOADING, Stage.UNLOADED]
     with pytest.raises(RuntimeError):
         fake.load("/models/a.gguf")
+
+
+def reply_outcome(engine, model: str, request: ReplyRequest) -> tuple:
+    """What a caller of `reply` sees: pieces then one None, and the reply's end."""
+    seen: list[str | None] = []
+    done = threading.Event()
+
+    def sink(piece: str | None) -> None:
+        seen.append(piece)
+        if piece is None:
+            done.set()
+
+    reply = engine.reply(model, request, sink)
+    assert done.wait(60)
+    pieces = seen[:-1]
+    return (
+        seen[-1],
+        all(isinstance(piece, str) for piece in pieces),
+        reply.finish_reason,
+        # A piece is not always a token (the bytes of one character can span two): only a
+        # reply cut at max_tokens says how many tokens it has.
+        reply.completion_tokens == request.max_tokens,
+        reply.prompt_tokens > 0,
+        reply.done.is_set(),
+    )
+
+
+def test_a_reply_ends_like_the_real_ones(tiny_model, fake):
+    cut = ReplyRequest(mode=CHAT, messages=(("user", "Hi there"),), max_tokens=2)
+    with Engine(warm_hosts=1) as engine:
+        model = engine.load(tiny_model)
+        engine.wait(model, 60)
+        real = reply_outcome(engine, model, cut)
+        real_usage = engine.usage(model)
+        with pytest.raises(ModelError) as real_refusal:
+            engine.reply("nothing", cut, lambda piece: None)
+
+    fake_model = fake.load(tiny_model)
+    fake.finish(fake_model)
+    assert reply_outcome(fake, fake_model, cut) == real
+    assert real[2] == FINISH_LENGTH, "two tokens of a random model: cut at max_tokens"
+    fake_usage = fake.usage(fake_model)
+    assert (fake_usage.in_use, fake_usage.makes_embeddings) == (real_usage.in_use, False)
+    assert fake_usage.memory_bytes and real_usage.memory_bytes
+    with pytest.raises(ModelError) as fake_refusal:
+        fake.reply("nothing", cut, lambda piece: None)
+    assert fake_refusal.value.kind is real_refusal.value.kind is ErrorKind.NOT_FOUND
+    assert fake.loaded_models() == [fake_model]
+
+
+def test_a_held_reply_stays_open_until_stopped_and_an_unload_ends_it(fake):
+    fake.hold_replies = True
+    model = fake.load("/models/a.gguf")
+    fake.finish(model)
+    pieces: list[str | None] = []
+    reply = fake.reply(model, ReplyRequest(messages=(("user", "Hi"),)), pieces.append)
+    assert pieces == ["Hello", ",", " world"] and not reply.done.is_set()
+    assert fake.usage(model).in_use, "an open reply keeps its model in use"
+    fake.stop_generation(model, client="someone else")
+    assert not reply.done.is_set(), "Stop stops the replies of the client who pressed it"
+    fake.stop_generation(model)
+    assert reply.finish_reason == FINISH_CANCELLED and pieces[-1] is None
+    assert fake.stops == [(model, "someone else"), (model, "app")]
+    assert not fake.usage(model).in_use
+
+    held = fake.reply(model, ReplyRequest(messages=(("user", "Hi"),)), lambda piece: None)
+    fake.unload(model, Reason("idle", idle_s=900.0))
+    assert (held.finish_reason, held.error.kind) == (FINISH_ERROR, ErrorKind.CANCELLED)
+    unloaded = fake.finish(model)
+    assert [event.reason for event in unloaded] == [Reason("idle", idle_s=900.0)] * 2
