@@ -11,11 +11,19 @@ engine's bus, so its events reach the store through the same bridge and come out
 views (`transfer_changed`) and notices. Commands to it run on one serial worker thread, in the
 order given (they write the restart list and delete partial files); a new file it reports is
 listed by a fresh scan.
+
+Serving: one `ModelServing` (load on request, keep-alive, eviction, the request log) is shared
+by the web panel's server, the OpenAI-compatible API server the Serving tab starts and stops,
+and Try it, so a chat in the window keeps its model alive and is listed with the API's
+requests. Its policy lives in the settings (`serving/…`).
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
+import threading
+from functools import partial
 from pathlib import Path
 
 import platformdirs
@@ -24,16 +32,33 @@ from PySide6.QtCore import QObject, QSettings, Signal
 from llm_desktop.core import catalog, presenter
 from llm_desktop.core.demo import spec_for_size, write_demo_model
 from llm_desktop.core.engine_api import EngineApi
-from llm_desktop.core.events import ModelState, ProgressEvent
+from llm_desktop.core.events import ModelError, ModelState, ProgressEvent
+from llm_desktop.core.generation import COMPLETION, ReplyRequest, raise_for
 from llm_desktop.core.library import LibraryModel, ModelLibrary, default_hidden_path
 from llm_desktop.core.model_locations import APP_NAME
 from llm_desktop.core.model_names import model_id as file_model_id
 from llm_desktop.core.options import InvalidOptions, LoadOptions
 from llm_desktop.core.presenter import ActionId, CardView, Notice, NoticeKind
 from llm_desktop.core.quantize import default_output_path
+from llm_desktop.core.serving import (
+    DEFAULT_KEEP_ALIVE_S,
+    ModelServing,
+    RequestRecord,
+    ServingPolicy,
+)
+from llm_desktop.core.serving_presenter import (
+    SERVER_RUNNING,
+    SERVER_STARTING,
+    SERVER_STOPPED,
+    SERVER_STOPPING,
+    api_server_notice,
+    start_failure,
+    stopped_unexpectedly,
+)
 from llm_desktop.core.store import ModelStore, TransferChange
 from llm_desktop.core.transfer_presenter import TransferView
 from llm_desktop.core.transfers import Transfers, is_transfer_key
+from llm_desktop.server.app import ServerConfig
 from llm_desktop.server.runner import ServerThread
 from llm_desktop.workers.engine_bridge import EngineBridge
 from llm_desktop.workers.jobs import (
@@ -50,6 +75,8 @@ log = logging.getLogger(__name__)
 DEMO_MODEL_MB = 64
 DEMO_MODEL_NAME = "llm-desktop-demo.gguf"
 BUSY_STATES = (ModelState.LOADING, ModelState.LOADED, ModelState.UNLOADING)
+DEFAULT_API_PORT = 8765  # as `llm-desktop serve`
+APP_CLIENT = "app"  # Try it's replies: the window's Stop stops this client's replies
 
 
 def default_state_dir() -> Path:
@@ -73,6 +100,10 @@ class AppController(QObject):
     reveal_model(str): a model id whose card a person should see (a new model being loaded).
     model_added(str, str): the path and model id of a file a transfer finished (emitted from
         the transfer's thread; handled in the GUI thread).
+    api_server_changed(str): the API server's new state (serving_presenter's SERVER_ names).
+    api_server_failed(str): why the API server could not start, or stopped on its own.
+    request_logged(object): a finished `RequestRecord` (an API request or a Try it reply),
+        emitted from the request's thread, handled in the GUI thread.
     """
 
     library_changed = Signal(list)
@@ -88,6 +119,9 @@ class AppController(QObject):
     transfer_removed = Signal(str)
     reveal_model = Signal(str)
     model_added = Signal(str, str)
+    api_server_changed = Signal(str)
+    api_server_failed = Signal(str)
+    request_logged = Signal(object)
 
     def __init__(
         self,
@@ -133,6 +167,16 @@ class AppController(QObject):
         self._scan_extra: list[Path] = []  # folders of new files no library folder covers
         self._pending_load: str | None = None  # a new model to load once a scan lists it
         self._server_stale = False  # a new file the in-app server's page does not list yet
+        # One serving for every surface: the page's server, the API server, Try it.
+        self.serving = ModelServing(
+            engine, self._entry_of, self.serving_policy(), options=self.store.options
+        )
+        self.serving.on_request(self._request_logged)
+        self.api_server: ServerThread | None = None
+        self.api_state = SERVER_STOPPED
+        self._api_servers: list[ServerThread] = []  # the API job's server, once it is bound
+        self._api_auto_start = False
+        self._reply_stops: dict[str, threading.Event] = {}
 
     # -- the library ---------------------------------------------------------------------------
 
@@ -293,18 +337,53 @@ class AppController(QObject):
     def loaded_models(self) -> dict[str, str]:
         return self.store.in_state(ModelState.LOADED)
 
-    def start_generation(self, model_id: str, prompt: str, max_tokens: int) -> Job:
-        engine = self.engine
+    def start_reply(self, model_id: str, request: ReplyRequest) -> Job:
+        """Try it: a chat turn (or a raw completion) of `model_id`, on a job that reports each
+        piece and returns the `RequestRecord`. It holds a lease (so the model's keep-alive
+        counts this use, and eviction spares it) and logs the request beside the API's; a
+        failure is raised (`errored`) after it is logged."""
+        engine, serving = self.engine, self.serving
+        stop = threading.Event()
+        endpoint = "completion" if request.mode == COMPLETION else "chat"
 
-        def generate(context: JobContext) -> int:
-            count = 0
-            for piece in engine.generate(model_id, prompt, max_tokens):
-                context.report(piece)
-                count += 1
-            return count
+        def answer(context: JobContext) -> RequestRecord | None:
+            def sink(piece: str | None) -> None:
+                if piece is not None:
+                    context.report(piece)
 
-        job = Job("generate", generate, on_cancel=lambda: engine.stop_generation(model_id))
+            with serving.acquire(model_id, client=request.client) as lease:
+                if stop.is_set():
+                    return None  # stopped while its model was loading: nothing was asked
+                try:
+                    reply = engine.reply(model_id, request, sink)
+                except ModelError as exc:
+                    lease.record(endpoint, request.client, None, str(exc.kind))
+                    raise
+                if stop.is_set():  # Stop came between the check above and the reply's queue
+                    reply.cancel()
+                reply.done.wait()
+                record = lease.record(endpoint, request.client, reply)
+            raise_for(reply)
+            return record
+
+        job = Job("generate", answer, on_cancel=partial(self.stop_reply, model_id))
+        self._reply_stops[model_id] = stop
+        job.done.connect(partial(self._reply_ended, model_id, stop))
         return self.jobs.start(job, report_errors=False)
+
+    def stop_reply(self, model_id: str) -> None:
+        """Try it's Stop: the model stops the window's reply between two tokens."""
+        if (stop := self._reply_stops.get(model_id)) is not None:
+            stop.set()
+        self.engine.stop_generation(model_id, APP_CLIENT)
+
+    def _reply_ended(self, model_id: str, stop: threading.Event) -> None:
+        if self._reply_stops.get(model_id) is stop:
+            del self._reply_stops[model_id]
+
+    def model_title(self, model_id: str) -> str:
+        view = self.store.view(model_id)
+        return view.title if view is not None else model_id
 
     # -- getting models: downloads and quantizing ----------------------------------------------
 
@@ -422,6 +501,157 @@ class AppController(QObject):
         self.notice.emit(presenter.info_notice(text, f"added:{text}", kind))
         self.refresh_library()
 
+    # -- serving: the policy and the API server -------------------------------------------------
+
+    def _entry_of(self, model_id: str):
+        """A model id's catalog entry (called from request threads; the store locks)."""
+        model = self.store.model(model_id) or self.library.get(model_id)
+        return model.entry if model is not None else None
+
+    def serving_policy(self) -> ServingPolicy:
+        """The policy saved in the settings: keep-alive seconds (negative: never unload), the
+        most models loaded at once and the memory budget in bytes (0: none)."""
+        return ServingPolicy(
+            keep_alive_s=self._keep_alive_setting(),
+            max_loaded=self._count_setting("serving/max_loaded") or None,
+            memory_budget=self._count_setting("serving/memory_budget") or None,
+        )
+
+    def _keep_alive_setting(self) -> float | None:
+        value = self.settings.value("serving/keep_alive_s")
+        if value is None:
+            return DEFAULT_KEEP_ALIVE_S
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            log.warning("ignoring the saved keep-alive %r", value)
+            return DEFAULT_KEEP_ALIVE_S
+        return None if seconds < 0 else seconds
+
+    def _count_setting(self, key: str) -> int:
+        try:
+            return max(0, int(float(self.settings.value(key, 0) or 0)))
+        except (TypeError, ValueError):
+            log.warning("ignoring the saved %s %r", key, self.settings.value(key))
+            return 0
+
+    def set_serving_policy(self, policy: ServingPolicy) -> None:
+        """Save the policy and put it in force at once (for every server and Try it)."""
+        keep_alive = -1 if policy.keep_alive_s is None else policy.keep_alive_s
+        self.settings.setValue("serving/keep_alive_s", keep_alive)
+        self.settings.setValue("serving/max_loaded", policy.max_loaded or 0)
+        self.settings.setValue("serving/memory_budget", policy.memory_budget or 0)
+        self.serving.set_policy(policy)
+
+    def api_port(self) -> int:
+        port = self._count_setting("serving/port")
+        return port if 0 < port < 65536 else DEFAULT_API_PORT
+
+    def api_token(self) -> str:
+        """The API key: made once and kept, so programs set up with it keep working after a
+        restart of the app or the server."""
+        token = self.settings.value("serving/token")
+        if not token:
+            token = secrets.token_urlsafe(24)
+            self.settings.setValue("serving/token", token)
+        return str(token)
+
+    @property
+    def api_url(self) -> str:
+        """The API's base URL (what `openai.OpenAI(base_url=…)` takes), running or not."""
+        if self.api_server is not None:
+            return self.api_server.api_url
+        return f"http://127.0.0.1:{self.api_port()}/v1"
+
+    def start_api_server(self, port: int | None = None, *, automatic: bool = False) -> Job | None:
+        """Serve the OpenAI-compatible API on 127.0.0.1:`port` (the saved port by default), on
+        a job: the port is bound there, never on the GUI thread, and a port in use comes back
+        as `api_server_failed`. None when it is running already."""
+        if self.api_state != SERVER_STOPPED or self._closed:
+            return None
+        port = self.api_port() if port is None else port
+        self.settings.setValue("serving/port", port)
+        self.settings.setValue("serving/api_on", True)
+        self.library.folders = self.scan_folders()
+        engine, library, transfers, serving = (
+            self.engine,
+            self.library,
+            self.transfers,
+            self.serving,
+        )
+        config = ServerConfig(token=self.api_token())
+        bound = self._api_servers = []
+
+        def serve(context: JobContext) -> None:
+            server = ServerThread(
+                engine, library, port=port, config=config, transfers=transfers, serving=serving
+            )
+            bound.append(server)  # from here on a stop reaches it
+            context.report(server)  # listening: a client that connects now is answered
+            try:
+                if context.cancelled:
+                    server.request_stop()
+                server.run()
+            finally:
+                server.stop()  # the page's feeds and the socket
+
+        job = Job("api-server", serve, on_cancel=partial(self._request_api_stop, bound))
+        job.progress.connect(self._api_server_bound)
+        job.errored.connect(partial(self._api_server_failed, port, automatic))
+        job.done.connect(self._api_server_ended)
+        self._set_api_state(SERVER_STARTING)
+        return self.jobs.start(job, report_errors=False)
+
+    def stop_api_server(self) -> None:
+        """Stop serving the API (open requests end); `api_server_changed` says when it has."""
+        if self.api_state not in (SERVER_STARTING, SERVER_RUNNING):
+            return
+        self.settings.setValue("serving/api_on", False)
+        self._set_api_state(SERVER_STOPPING)
+        self._request_api_stop(self._api_servers)
+
+    def restore_api_server(self) -> None:
+        """Start the API server if it was running when the app last closed."""
+        if str(self.settings.value("serving/api_on", False)).lower() in ("true", "1"):
+            self.start_api_server(automatic=True)
+
+    @staticmethod
+    def _request_api_stop(servers: list[ServerThread]) -> None:
+        for server in servers:
+            server.request_stop()  # thread-safe; its job ends when the server has
+
+    def _api_server_bound(self, server: ServerThread) -> None:
+        self.api_server = server
+        if self.api_state == SERVER_STARTING:
+            self._set_api_state(SERVER_RUNNING)
+
+    def _api_server_failed(self, port: int, automatic: bool, exc: object) -> None:
+        if self._closed:
+            return
+        running = self.api_server is not None
+        if running:
+            message = stopped_unexpectedly(exc)
+        else:
+            message = start_failure(port, exc) if isinstance(exc, BaseException) else str(exc)
+        self.api_server_failed.emit(message)
+        if automatic or running:  # nobody is looking at the Serving tab: a toast says it
+            self.notice.emit(api_server_notice(message, was_running=running))
+
+    def _api_server_ended(self) -> None:
+        self.api_server = None
+        self._api_servers = []
+        if not self._closed:
+            self._set_api_state(SERVER_STOPPED)
+
+    def _set_api_state(self, state: str) -> None:
+        self.api_state = state
+        self.api_server_changed.emit(state)
+
+    def _request_logged(self, record: RequestRecord) -> None:
+        """Called on the request's thread; the signal takes it to the GUI thread."""
+        if not self._closed:
+            self.request_logged.emit(record)
+
     # -- the in-app server -------------------------------------------------------------------------
 
     def ensure_server(self) -> ServerThread:
@@ -431,7 +661,9 @@ class AppController(QObject):
             self.library.folders = self.scan_folders()
             # The page's downloads, uploads and quantize jobs are the app's own: one restart
             # list, one set of rows, whichever surface started them.
-            server = ServerThread(self.engine, self.library, transfers=self.transfers)
+            server = ServerThread(
+                self.engine, self.library, transfers=self.transfers, serving=self.serving
+            )
             self.jobs.start(Job("server", lambda _context: server.run(), server.request_stop))
             self.server = server
         return self.server
@@ -464,6 +696,7 @@ class AppController(QObject):
         self.transfers.shutdown()  # downloads stop quietly and resume at the next start
         self.engine.shutdown()
         self.jobs.shutdown()
+        self.serving.close()  # after the servers and replies that lease from it
         if self.server is not None:
             self.server.stop()
             self.server = None

@@ -1,5 +1,5 @@
-"""The main window: the library of model cards, "Get models", the transfer tray, the hardware
-and try-it panels, and toasts.
+"""The main window: the library of model cards, "Get models", the web panel, "Serving" (the
+OpenAI-compatible API), the transfer tray, the hardware and try-it panels, and toasts.
 
 It wires views to the engine and to background jobs; the decisions a card shows come from the
 presenter, and every failure, from the engine or a job, becomes a toast.
@@ -39,15 +39,18 @@ from llm_desktop import __version__
 from llm_desktop.core import catalog
 from llm_desktop.core.engine_api import EngineApi
 from llm_desktop.core.fit import format_bytes
+from llm_desktop.core.generation import ReplyRequest
 from llm_desktop.core.options import LoadOptions
 from llm_desktop.core.presenter import CardView, Notice
 from llm_desktop.core.quantize import QUANT_TYPES
+from llm_desktop.core.serving_presenter import reply_failure, reply_summary
 from llm_desktop.ui import theme
 from llm_desktop.ui.controller import AppController
 from llm_desktop.ui.get_models import GetModelsView
 from llm_desktop.ui.hardware_panel import HardwarePanel
 from llm_desktop.ui.hub_browser import HubBrowser
 from llm_desktop.ui.model_card import ModelCard
+from llm_desktop.ui.serving_panel import ServingPanel
 from llm_desktop.ui.toast import ToastManager, ToastMessage
 from llm_desktop.ui.transfers_panel import TransfersPanel
 from llm_desktop.ui.try_panel import TryPanel
@@ -141,6 +144,7 @@ class MainWindow(QMainWindow):
         self._restore_window_state()
         self.controller.refresh_library()
         self.controller.start_transfers()
+        self.controller.restore_api_server()  # if it was serving when the app last closed
 
     # The controller's parts, named as the rest of the app and the tests know them.
     @property
@@ -214,6 +218,8 @@ class MainWindow(QMainWindow):
         library.addTab(library_page, "Library")
         library.addTab(self.get_models, "Get models")
         library.addTab(self.web_panel, "Web panel")
+        self.serving_panel = ServingPanel(self.controller)
+        library.addTab(self.serving_panel, "Serving")
         library.currentChanged.connect(self._tab_changed)
         self.tabs = library
         # Downloads and quantize jobs, seen from every tab; hidden while there are none.
@@ -227,8 +233,8 @@ class MainWindow(QMainWindow):
 
         self.hardware_panel = HardwarePanel()
         self.try_panel = TryPanel()
-        self.try_panel.prompt_submitted.connect(self.start_generation)
-        self.try_panel.stop_requested.connect(self.engine.stop_generation)
+        self.try_panel.reply_requested.connect(self.start_reply)
+        self.try_panel.stop_requested.connect(self.controller.stop_reply)
         side = QWidget()
         self.side_panel = side
         side_layout = QVBoxLayout(side)
@@ -318,6 +324,7 @@ class MainWindow(QMainWindow):
             view_menu, "&Library", lambda: self.tabs.setCurrentIndex(0), QKeySequence("Ctrl+1")
         )
         self._action(view_menu, "&Get models", self.show_get_models, QKeySequence("Ctrl+3"))
+        self._action(view_menu, "&Serving", self.show_serving, QKeySequence("Ctrl+4"))
         self._action(view_menu, "Open page in &browser", self.open_in_browser)
         self.side_action = self._action(view_menu, "&Side panels", self._toggle_side)
         self.side_action.setCheckable(True)
@@ -422,11 +429,13 @@ class MainWindow(QMainWindow):
         if self.poller is not None:
             self.poller.poll_now()
 
-    def start_generation(self, model_id: str, prompt: str, max_tokens: int) -> None:
-        job = self.controller.start_generation(model_id, prompt, max_tokens)
+    def start_reply(self, model_id: str, request: ReplyRequest) -> Job:
+        """Try it's message (or raw prompt), answered on a job; the panel shows it as it comes."""
+        job = self.controller.start_reply(model_id, request)
         job.progress.connect(self.try_panel.append_piece)
-        job.succeeded.connect(lambda _count: self.try_panel.finish())
-        job.errored.connect(lambda exc: self.try_panel.finish(f"error: {exc}"))
+        job.succeeded.connect(lambda record: self.try_panel.finish(reply_summary(record)))
+        job.errored.connect(lambda exc: self.try_panel.finish(reply_failure(str(exc)), failed=True))
+        return job
 
     # -- adding models ----------------------------------------------------------------------
 
@@ -493,6 +502,9 @@ class MainWindow(QMainWindow):
 
     def show_web_panel(self) -> None:
         self.tabs.setCurrentWidget(self.web_panel)
+
+    def show_serving(self) -> None:
+        self.tabs.setCurrentWidget(self.serving_panel)
 
     def _tab_changed(self, index: int) -> None:
         if self.tabs.widget(index) is self.web_panel:

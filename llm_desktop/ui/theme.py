@@ -16,7 +16,8 @@ Widgets opt in by object name and dynamic properties, never by colours of their 
 ``QFrame#sidePanel``            a panel beside the main view
 ``QLabel#panelTitle``           a panel's title; ``QLabel#sectionTitle`` a heading inside one
 ``QLabel[muted="true"]``        secondary text
-``QLabel#badge[tone=...]``      a pill toned ``warning`` (gated) or ``accent`` (recommended)
+``QLabel#badge[tone=...]``      a pill toned ``warning`` (gated), ``accent`` (recommended,
+                                busy) or ``success`` (a server running)
 ``QFrame#transferTray``         the transfer tray; ``QFrame#transferRow`` one row, property
                                 ``stage`` (complete, failed, cancelled, paused, ...)
 ``QProgressBar#slimBar``        a thin bar with no text (the line under it says the numbers)
@@ -371,6 +372,9 @@ QLabel#badge[tone="warning"] {
     background: $warning_bg; color: $warning; border-color: $warning;
 }
 QLabel#badge[tone="accent"] { background: $accent_bg; color: $accent; border-color: $accent; }
+QLabel#badge[tone="success"] {
+    background: $success_bg; color: $success; border-color: $success;
+}
 QLabel#fitBadge[verdict="pending"], QLabel#fitBadge[verdict="unknown"] {
     font-weight: 400;
 }

@@ -26,6 +26,7 @@ from llm_desktop.core.demo import DemoSpec, write_demo_model
 from llm_desktop.core.engine import Engine
 from llm_desktop.core.engine_api import EngineApi
 from llm_desktop.core.events import GPU_OOM_MESSAGE, ErrorKind, ModelState, ProgressEvent, Stage
+from llm_desktop.core.generation import CHAT, ReplyRequest
 from llm_desktop.core.options import LoadOptions
 from llm_desktop.core.presenter import ActionId, NoticeKind
 from llm_desktop.ui.main_window import MainWindow
@@ -449,8 +450,9 @@ def test_the_try_panel_lists_loaded_models_and_shows_the_reply(qtbot, window, fa
     panel.max_tokens.setValue(8)
     click(qtbot, panel.send_button)
     qtbot.waitUntil(lambda: not panel.generating, timeout=WAIT_MS)
-    assert fake.prompts == [(card.model_id, "Hi", 8)]
-    assert panel.reply.toPlainText() == "Hello, world"
+    chat = ReplyRequest(mode=CHAT, messages=(("user", "Hi"),), max_tokens=8)
+    assert fake.requests == [(card.model_id, chat)]
+    assert [turn.text for turn in panel.conversation.turns] == ["Hi", "Hello, world"]
 
     click(qtbot, card.unload_button)
     fake.finish(card.model_id)
