@@ -245,7 +245,7 @@ class ServingPanel(QWidget):
         self.activity.setDocumentMode(True)
         self.activity.setAccessibleName("Requests and code examples")
         self.activity.addTab(self._build_requests(), "Recent requests")
-        self._example_views: list[QPlainTextEdit] = []
+        self.example_views: list[QPlainTextEdit] = []
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         for name in EXAMPLE_TABS:
             view = QPlainTextEdit()
@@ -253,7 +253,7 @@ class ServingPanel(QWidget):
             view.setFont(mono)
             view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
             view.setAccessibleName(f"{name} example")
-            self._example_views.append(view)
+            self.example_views.append(view)
             self.activity.addTab(view, f"{name} example")
         self.copy_example = CopyButton("Copy the example", self._current_example)
         self.activity.setCornerWidget(self.copy_example, Qt.Corner.TopRightCorner)
@@ -287,7 +287,7 @@ class ServingPanel(QWidget):
 
     def _current_example(self) -> str:
         index = self.activity.currentIndex() - 1
-        return self._example_views[index].toPlainText() if index >= 0 else ""
+        return self.example_views[index].toPlainText() if index >= 0 else ""
 
     def _activity_tab_changed(self, index: int) -> None:
         self.copy_example.setVisible(index > 0)  # a code tab: its Copy
@@ -393,6 +393,6 @@ class ServingPanel(QWidget):
         listed = [view.model for view in views if view.state is not ModelState.UNREADABLE]
         model = next(iter(loaded + listed), EXAMPLE_MODEL_PLACEHOLDER)
         examples = client_examples(self.controller.api_url, self.controller.api_token(), model)
-        for view, example in zip(self._example_views, examples, strict=True):
+        for view, example in zip(self.example_views, examples, strict=True):
             if view.toPlainText() != example.code:
                 view.setPlainText(example.code)
