@@ -35,9 +35,7 @@ class ServerThread:
         if host not in self.config.hosts:
             self.config.hosts = (*self.config.hosts, host)
         self.host = host
-        self.app, self.server_state = create_app(
-            engine, library, self.config, transfers, serving
-        )
+        self.app, self.server_state = create_app(engine, library, self.config, transfers, serving)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.socket = socket.socket(family, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

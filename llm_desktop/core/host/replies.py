@@ -9,6 +9,9 @@ a completion token, the end-of-generation token included.
 
 from __future__ import annotations
 
+import codecs
+import ctypes
+import random
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -62,9 +65,9 @@ class StopFlags:
             self._ids.discard(None)
 
 
-def chat_prompt(llm: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[str], Any]:
-    """The prompt tokens of a conversation in the model's chat template, the template's stop
-    words, and its stopping rule (the end-of-generation token)."""
+def chat_prompt(llm: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[str]]:
+    """The prompt tokens of a conversation in the model's chat template, and the template's
+    stop words."""
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     template = llm.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
@@ -84,7 +87,7 @@ def chat_prompt(llm: Any, messages: list[dict[str, str]]) -> tuple[list[int], li
         result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
     )
     stop = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
-    return tokens, stop, result.stopping_criteria
+    return tokens, stop
 
 
 def generate(
@@ -107,61 +110,109 @@ def generate(
 
 
 def _stream(llm, command, send, stops: StopFlags, reply_id) -> dict[str, Any]:
-    from llama_cpp import StoppingCriteriaList
+    """Sample token by token with `Llama.generate`: the stop flag is read at every token,
+    text goes out as soon as it is whole UTF-8 and cannot be the start of a stop word, and the
+    work per token stays constant (llama-cpp-python's own stream re-decodes every token it
+    holds back, which grows without end on output that is not valid UTF-8)."""
+    import llama_cpp
 
-    stop = [str(word) for word in command.get("stop") or []]
-    template_rule = None
+    stop_words = [str(word) for word in command.get("stop") or [] if word]
     if command.get("mode") == "chat":
-        prompt, template_stop, template_rule = chat_prompt(llm, list(command["messages"]))
-        stop += template_stop
+        prompt, template_stop = chat_prompt(llm, list(command["messages"]))
+        stop_words += [word for word in template_stop if word]
     else:
         prompt = llm.tokenize(str(command.get("prompt", "")).encode("utf-8"), special=True)
     n_ctx = llm.n_ctx()
-    max_tokens = command.get("max_tokens")
-    if len(prompt) >= n_ctx or (max_tokens and len(prompt) + int(max_tokens) > n_ctx):
-        wanted = len(prompt) + int(max_tokens or 0)
+    max_tokens = int(command.get("max_tokens") or 0)
+    if len(prompt) >= n_ctx or len(prompt) + max_tokens > n_ctx:
         raise ReplyError(
             "context_length_exceeded",
-            f"The prompt ({len(prompt)} tokens) and the reply ({max_tokens or 0} tokens) need "
-            f"{wanted} tokens; the model was loaded with a {n_ctx}-token context",
+            f"The prompt ({len(prompt)} tokens) and the reply ({max_tokens} tokens) need "
+            f"{len(prompt) + max_tokens} tokens; the model was loaded with a {n_ctx}-token "
+            "context",
         )
-    sampled = [0]
-
-    def count(_input_ids, _logits) -> bool:
-        sampled[0] += 1
-        return False
-
-    rules: list[Any] = [count]
-    if template_rule is not None:
-        rules.append(template_rule)
-    sampling = {key: command.get(key, default) for key, default in SAMPLING_DEFAULTS.items()}
+    limit = max_tokens or n_ctx - len(prompt)
     seed = command.get("seed")
-    stream = llm.create_completion(
-        prompt,
-        max_tokens=int(max_tokens) if max_tokens else -1,  # -1: until the context is full
-        stop=stop or None,
-        stream=True,
-        seed=int(seed) if seed is not None else None,
-        stopping_criteria=StoppingCriteriaList(rules),
-        **{key: value for key, value in sampling.items() if value is not None},
-    )
-    reason = "length"
+    llm.set_seed(int(seed) if seed is not None else random.randrange(2**32))
+    sampling = {key: command.get(key, default) for key, default in SAMPLING_DEFAULTS.items()}
+    sampling = {key: value for key, value in sampling.items() if value is not None}
+    sampling["temp"] = sampling.pop("temperature", SAMPLING_DEFAULTS["temperature"])
+    text = _TextOut(stop_words, lambda piece: send({"t": "token", "id": reply_id, "text": piece}))
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    is_end = llm._model.vocab
+    sampled, reason = 0, "length"
+    tokens = llm.generate(prompt, **sampling)
     try:
-        for chunk in stream:
+        for token in tokens:
             if stops.is_stopped(reply_id):
                 reason = "stopped"
                 break
-            choice = chunk["choices"][0]
-            if choice["text"]:
-                send({"t": "token", "id": reply_id, "text": choice["text"]})
-            reason = choice.get("finish_reason") or reason
-        else:
-            # A stream that ran to its end asks the stopping rules once more, after the last
-            # token: that call sampled nothing.
-            sampled[0] -= 1
+            sampled += 1
+            if llama_cpp.llama_vocab_is_eog(is_end, token):
+                reason = "stop"
+                break
+            if text.add(decoder.decode(_piece(llama_cpp, is_end, token))):
+                reason = "stop"
+                break
+            if sampled >= limit:
+                break
     finally:
-        stream.close()
-    return {"reason": reason, "prompt_tokens": len(prompt), "completion_tokens": sampled[0]}
+        tokens.close()
+    if reason != "stop" or not text.stopped:
+        text.add(decoder.decode(b"", final=True))
+        text.flush()
+    return {"reason": reason, "prompt_tokens": len(prompt), "completion_tokens": sampled}
+
+
+def _piece(llama_cpp: Any, vocab: Any, token: int) -> bytes:
+    """The bytes of one token (a byte token is a fragment of a UTF-8 character)."""
+    size = 32
+    while True:
+        buffer = ctypes.create_string_buffer(size)
+        written = llama_cpp.llama_token_to_piece(vocab, token, buffer, size, 0, False)
+        if written >= 0:
+            return buffer.raw[:written]
+        size = -written  # too small: llama.cpp says how much it needs
+
+
+class _TextOut:
+    """Sends a reply's text as it comes, except what may be the start of a stop word (held
+    until it is not); a stop word ends the text before it."""
+
+    def __init__(self, stop_words: list[str], send: Callable[[str], None]):
+        self.stop_words = stop_words
+        self.send = send
+        self.held = ""
+        self.stopped = False
+
+    def add(self, piece: str) -> bool:
+        """Take more text; True when a stop word has come (the text before it is sent)."""
+        self.held += piece
+        found = [i for i in (self.held.find(w) for w in self.stop_words) if i >= 0]
+        if found:
+            self.held = self.held[: min(found)]
+            self.flush()
+            self.stopped = True
+            return True
+        keep = max((_overlap(self.held, word) for word in self.stop_words), default=0)
+        ready = len(self.held) - keep
+        if ready > 0:
+            self.send(self.held[:ready])
+            self.held = self.held[ready:]
+        return False
+
+    def flush(self) -> None:
+        if self.held:
+            self.send(self.held)
+            self.held = ""
+
+
+def _overlap(text: str, word: str) -> int:
+    """How many of `text`'s last characters are the first characters of `word`."""
+    for size in range(min(len(text), len(word) - 1), 0, -1):
+        if text.endswith(word[:size]):
+            return size
+    return 0
 
 
 def embed(llm: Any, command: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> None:
