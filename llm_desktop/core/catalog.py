@@ -103,10 +103,17 @@ class ModelEntry:
     # llama.cpp's pooling type (1 mean, 2 CLS, 3 last) when the file declares one: the model
     # makes embeddings, not text.
     pooling_type: int | None = None
+    # Characters of the file's own chat template (None: it has none, as base models do; chat
+    # then uses llama.cpp's built-in template of its family).
+    chat_template_size: int | None = None
 
     @property
     def makes_embeddings(self) -> bool:
         return self.pooling_type in EMBEDDING_POOLING_TYPES
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(self.chat_template_size)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -262,6 +269,7 @@ def summarize_header(info: GGUFInfo) -> dict[str, Any]:
         "value_length": info.value_length,
         "vocab_size": info.vocab_size,
         "pooling_type": info.pooling_type,
+        "chat_template_size": info.chat_template_size,
         "error": None,
     }
 

@@ -40,6 +40,7 @@ HEADER_INT_FIELDS = (
     "value_length",
     "vocab_size",
     "pooling_type",
+    "chat_template_size",
 )
 HEADER_FIELDS = HEADER_STR_FIELDS + HEADER_OPTIONAL_STR_FIELDS + HEADER_INT_FIELDS
 

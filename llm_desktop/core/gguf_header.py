@@ -132,6 +132,11 @@ class GGUFInfo:
         return _int_or_none(self.arch_value("context_length"))
 
     @property
+    def chat_template_size(self) -> int | None:
+        template = self.metadata.get("tokenizer.chat_template")
+        return len(template) if isinstance(template, str) and template else None
+
+    @property
     def pooling_type(self) -> int | None:
         return _int_or_none(self.arch_value("pooling_type"))
 

@@ -44,8 +44,7 @@ class RequestLine:
     speed: str  # "38.2 tokens/s · first token 0.21 s"
     outcome: str  # "" when it ended normally; else what happened
     failed: bool
-    rate: str = ""  # the speed's parts, for a table: "38.2 tokens/s"…
-    first_token: str = ""  # …and "0.21 s" (for a reply with no first token: "took 0.05 s")
+    first_token: str = ""  # for a table: "0.21 s" (a reply with no first token: "took 0.05 s")
 
     @property
     def text(self) -> str:
@@ -61,10 +60,9 @@ def request_line(record: RequestRecord) -> RequestLine:
     if record.endpoint != "embedding":
         tokens += f" · {record.completion_tokens} out"
     speed_parts = []
-    rate = first_token = ""
+    first_token = ""
     if record.tokens_per_second:
-        rate = f"{record.tokens_per_second:.1f} tokens/s"
-        speed_parts.append(rate)
+        speed_parts.append(f"{record.tokens_per_second:.1f} tokens/s")
     if record.first_token_s is not None:
         first_token = format_seconds(record.first_token_s)
         speed_parts.append(f"first token {first_token}")
@@ -84,7 +82,6 @@ def request_line(record: RequestRecord) -> RequestLine:
         speed=" · ".join(speed_parts),
         outcome=outcome,
         failed=record.error_kind is not None,
-        rate=rate,
         first_token=first_token,
     )
 
@@ -211,6 +208,27 @@ def request_group(title: str, records: Iterable[RequestRecord]) -> str:
     """A model's heading in the request list: "Demo 400 MB · 3 requests"."""
     count = sum(1 for _record in records)
     return f"{title}{FACTS_SEPARATOR}{count} request{'' if count == 1 else 's'}"
+
+
+# The request list's columns, and a request's cells under them.
+REQUEST_COLUMNS = ("Time", "Request", "From", "Tokens", "Tokens/s", "First token", "Outcome")
+OUTCOME_COLUMN = REQUEST_COLUMNS.index("Outcome")
+
+
+def request_cells(record: RequestRecord) -> tuple[str, ...]:
+    """A request's row in the list: the request line's parts, the speed a bare number under
+    its "Tokens/s" heading (the outcome, the widest cell, gets the room)."""
+    line = request_line(record)
+    rate = f"{record.tokens_per_second:.1f}" if record.tokens_per_second else ""
+    return (
+        line.when,
+        line.what,
+        client_words(record.client),
+        line.tokens,
+        rate,
+        line.first_token,
+        line.outcome,
+    )
 
 
 def client_words(client: str) -> str:

@@ -321,6 +321,9 @@ class OpenAiApi:
                     "title": view.title if view else entry.display_name,
                     "state": str(view.state) if view else "unloaded",
                     "kind": "embedding" if entry.makes_embeddings else "text",
+                    # False: a base model; chat then uses llama.cpp's template of its family,
+                    # and a raw completion is usually what it is good for.
+                    "chat_template": entry.has_chat_template,
                     "context_length": entry.context_length,
                     "quantization": entry.quantization,
                     "file_size": entry.file_size,

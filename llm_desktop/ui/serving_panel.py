@@ -42,11 +42,13 @@ from llm_desktop.core.serving_presenter import (
     NO_BUDGET,
     NO_LIMIT,
     NO_REQUESTS,
+    OUTCOME_COLUMN,
+    REQUEST_COLUMNS,
     SERVER_STOPPED,
     api_server_view,
     client_examples,
-    client_words,
     keep_alive_choices,
+    request_cells,
     request_group,
     request_line,
 )
@@ -57,8 +59,6 @@ GB = 10**9  # sizes are decimal everywhere in the app
 MAX_LOADED_LIMIT = 64
 COPIED_MS = 1500
 EXAMPLE_TABS = ("Python", "curl")  # in the order client_examples gives them
-REQUEST_COLUMNS = ("Time", "Request", "From", "Tokens", "Speed", "First token", "Outcome")
-OUTCOME_COLUMN = REQUEST_COLUMNS.index("Outcome")
 
 
 def _card(title: str) -> tuple[QFrame, QVBoxLayout]:
@@ -165,6 +165,7 @@ class ServingPanel(QWidget):
         self.token_field = QLineEdit(self.controller.api_token())
         self.token_field.setReadOnly(True)
         self.token_field.setEchoMode(QLineEdit.EchoMode.Password)
+        self.token_field.setCursorPosition(0)  # from its start, not a dot cut at the edge
         self.token_field.setAccessibleName("API key")
         self.show_token = QPushButton("Show")
         self.show_token.setCheckable(True)
@@ -306,6 +307,7 @@ class ServingPanel(QWidget):
         self.start_button.setEnabled(view.action_enabled)
         self.port.setEnabled(view.settings_enabled)
         self.url_field.setText(self.controller.api_url)
+        self.url_field.setCursorPosition(0)
         self.show_examples()
 
     def show_failure(self, message: str) -> None:
@@ -366,16 +368,8 @@ class ServingPanel(QWidget):
             heading.setFirstColumnSpanned(True)
             for record in model_records:
                 line = request_line(record)
-                cells = [
-                    line.when,
-                    line.what,
-                    client_words(record.client),
-                    line.tokens,
-                    line.rate,
-                    line.first_token,
-                    line.outcome,
-                ]
-                row = QTreeWidgetItem(cells)
+                cells = request_cells(record)
+                row = QTreeWidgetItem(list(cells))
                 for column, cell in enumerate(cells):
                     row.setToolTip(column, cell if column == OUTCOME_COLUMN else line.text)
                 if line.failed:

@@ -143,7 +143,7 @@ class ChatTranscript(QTextBrowser):
         frame.setBorderStyle(QTextFrameFormat.BorderStyle.BorderStyle_Solid)
         frame.setPadding(8)
         frame.setTopMargin(0)
-        frame.setBottomMargin(10)
+        frame.setBottomMargin(0)  # the empty line between two frames spaces them
         frame.setLeftMargin(BUBBLE_INDENT_PX if mine else 0)
         frame.setRightMargin(0 if mine else BUBBLE_INDENT_PX)
         cursor.insertFrame(frame)

@@ -3,7 +3,8 @@
 A chat is formatted with the model's own chat template (`tokenizer.chat_template` in its GGUF),
 the same way llama-cpp-python's `create_chat_completion` does, but here, so the host knows the
 exact prompt tokens (for usage) and can stop between any two tokens. A model without a template
-gets ChatML, llama-server's fallback too. Counting follows llama-server: every sampled token is
+(the Gemma-3 270M Q4_K_M file has none) gets llama.cpp's built-in template of its family, else
+ChatML, as llama-server does. Counting follows llama-server: every sampled token is
 a completion token, the end-of-generation token included.
 """
 
@@ -16,12 +17,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-# llama-server's fallback for a model without a template of its own.
-CHATML_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
-    "{{ message['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+# For a file with no chat template: llama.cpp's built-in template of its family, by the start
+# of `general.architecture`; others get ChatML, llama-server's fallback.
+BUILT_IN_TEMPLATES = (("gemma", "gemma"), ("phi3", "phi3"), ("llama4", "llama4"))
 # What a reply may set, with the host's defaults (llama-cpp-python's, except the seed).
 SAMPLING_DEFAULTS: dict[str, Any] = {
     "temperature": 0.8,
@@ -67,10 +65,14 @@ class StopFlags:
 
 def chat_prompt(llm: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[str]]:
     """The prompt tokens of a conversation in the model's chat template, and the template's
-    stop words."""
+    stop words. A file without a template gets llama.cpp's own built-in one for its family
+    (`BUILT_IN_TEMPLATES`), else ChatML, as llama-server does."""
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template:
+        prompt = _built_in_prompt(llm, messages)
+        return llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True), []
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-    template = llm.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
     eos = llm.token_eos()
     bos = llm.token_bos()
     formatter = Jinja2ChatFormatter(
@@ -88,6 +90,37 @@ def chat_prompt(llm: Any, messages: list[dict[str, str]]) -> tuple[list[int], li
     )
     stop = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
     return tokens, stop
+
+
+def built_in_template(architecture: str) -> str:
+    """llama.cpp's built-in template for a file of `architecture` that carries none."""
+    for prefix, name in BUILT_IN_TEMPLATES:
+        if architecture.startswith(prefix):
+            return name
+    return "chatml"
+
+
+def _built_in_prompt(llm: Any, messages: list[dict[str, str]]) -> str:
+    import llama_cpp
+
+    name = built_in_template(str(llm.metadata.get("general.architecture", "")))
+    chat = (llama_cpp.llama_chat_message * len(messages))(
+        *(
+            llama_cpp.llama_chat_message(m["role"].encode(), m["content"].encode("utf-8"))
+            for m in messages
+        )
+    )
+    size = 2 * sum(len(m["content"].encode("utf-8")) + len(m["role"]) for m in messages) + 256
+    while True:
+        buffer = ctypes.create_string_buffer(size)
+        written = llama_cpp.llama_chat_apply_template(
+            name.encode(), chat, len(messages), True, buffer, size
+        )
+        if written < 0:
+            raise ReplyError("invalid_request", f"llama.cpp's {name} template refused the chat")
+        if written <= size:
+            return buffer.raw[:written].decode("utf-8", errors="replace")
+        size = written  # too small: llama.cpp says how much it needs
 
 
 def generate(
