@@ -67,9 +67,7 @@ def test_memory_unloads_least_recently_used_until_it_fits():
 
 def test_a_model_in_use_is_never_planned_for_unloading():
     residents = [resident("busy", 300 * MB, 1.0, in_use=True), resident("idle", 300 * MB, 2.0)]
-    assert evicted(plan(need(500 * MB), residents, ram_free=300 * MB)) == [
-        ("idle", LIMIT_MEMORY)
-    ]
+    assert evicted(plan(need(500 * MB), residents, ram_free=300 * MB)) == [("idle", LIMIT_MEMORY)]
     with pytest.raises(NoRoom) as no_room:
         plan(need(800 * MB), residents, ram_free=300 * MB)
     assert no_room.value.wait  # once "busy" is idle it can go

@@ -133,7 +133,12 @@ def test_a_chat_loads_its_model_first_and_the_load_is_an_event(api, served):
 def test_a_streamed_chat_sends_chunks_then_usage(api, served):
     model = ids(served)["beta"]
     stream = chat(
-        api, model, max_tokens=12, temperature=0, stream=True, stream_options={"include_usage": True}
+        api,
+        model,
+        max_tokens=12,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
     )
     chunks = list(stream)
     assert chunks[0].choices[0].delta.role == "assistant"
