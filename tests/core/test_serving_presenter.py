@@ -14,6 +14,7 @@ from llm_desktop.core.presenter import NoticeKind
 from llm_desktop.core.serving import RequestRecord
 from llm_desktop.core.serving_presenter import (
     ASSISTANT,
+    REQUEST_COLUMNS,
     SERVER_RUNNING,
     SERVER_STARTING,
     SERVER_STOPPED,
@@ -26,6 +27,7 @@ from llm_desktop.core.serving_presenter import (
     keep_alive_choices,
     reply_failure,
     reply_summary,
+    request_cells,
     request_group,
     request_line,
     start_failure,
@@ -54,12 +56,17 @@ def record(**fields) -> RequestRecord:
 def test_a_request_line_reads_when_what_how_much_and_how_fast():
     line = request_line(record())
     assert line.text == "14:03:12 · Chat · 33 in · 8 out · 38.2 tokens/s · first token 0.21 s"
-    assert (line.rate, line.first_token, line.outcome, line.failed) == (
-        "38.2 tokens/s",
-        "0.21 s",
-        "",
-        False,
-    )
+    assert (line.first_token, line.outcome, line.failed) == ("0.21 s", "", False)
+    cells = dict(zip(REQUEST_COLUMNS, request_cells(record()), strict=True))
+    assert cells == {
+        "Time": "14:03:12",
+        "Request": "Chat",
+        "From": "127.0.0.1",
+        "Tokens": "33 in · 8 out",
+        "Tokens/s": "38.2",
+        "First token": "0.21 s",
+        "Outcome": "",
+    }
 
 
 def test_a_request_that_loaded_its_model_says_so_before_how_it_ended():
