@@ -2,15 +2,18 @@
 
 Run under a real X server (Xvfb): `xvfb-run -a .venv/bin/python scripts/screenshots.py`
 (`make screenshots` does that). It builds a throwaway library of generated models, drives real
-loads through the engine, and grabs the window at each state; then `journey.py` takes a new
-user's first download from a hub on loopback (the get-models-*.png).
+loads through the engine, and grabs the window at each state; the Serving tab with requests
+the official `openai` client made (one loads its model on request) and a chat in Try it; then
+`journey.py` takes a new user's first download from a hub on loopback (the get-models-*.png).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from journey import take_journey  # scripts/ itself: the folder of the script being run
@@ -46,6 +49,61 @@ def settle(app: QApplication, ms: int = 400) -> None:
     while time.monotonic() < end:
         app.processEvents()
         time.sleep(0.01)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def serving_shots(app: QApplication, window: MainWindow, cards: dict) -> None:
+    """The Serving tab with the API running and requests from another program (the wide
+    vocabulary demo loaded for one), then a conversation with that model in Try it."""
+    import openai
+
+    loaded, on_request = cards["big-context"], cards["wide-vocab"]
+    window.show_serving()
+    panel = window.serving_panel
+    panel.port.setValue(free_port())
+    panel.start_button.click()
+    wait_until(app, lambda: window.controller.api_state == "running")
+    client = openai.OpenAI(
+        base_url=window.controller.api_url, api_key=window.controller.api_token()
+    )
+    hello = [{"role": "user", "content": "Say hello in five words."}]
+
+    def another_program() -> None:
+        client.chat.completions.create(model=loaded.model_id, messages=hello, max_tokens=12)
+        client.chat.completions.create(model=on_request.model_id, messages=hello, max_tokens=24)
+        stream = client.chat.completions.create(
+            model=on_request.model_id, messages=hello, max_tokens=32, stream=True
+        )
+        for _chunk in stream:
+            pass
+        client.completions.create(model=loaded.model_id, prompt="Once upon a time", max_tokens=16)
+
+    requests = threading.Thread(target=another_program)
+    requests.start()
+    wait_until(app, lambda: not requests.is_alive(), 120)
+    settle(app, 800)
+    window.grab().save(str(OUT / "serving-panel.png"))
+
+    window.toasts.dismiss_all()
+    window.show_library()
+    window.resize(1180, 900)  # room for a few turns in the side column
+    try_panel = window.try_panel
+    try_panel.select(on_request.model_id)
+    try_panel.system_prompt.setText("You are a concise assistant.")
+    for message in ("Hello! What can you do?", "Write a haiku about GPUs."):
+        try_panel.prompt.setPlainText(message)
+        try_panel.max_tokens.setValue(20)
+        try_panel.send_button.click()
+        wait_until(app, lambda: not try_panel.generating)
+    try_panel.prompt.setPlainText("And one about memory?")
+    settle(app, 1500)
+    window.grab().save(str(OUT / "try-chat.png"))
+    window.resize(1180, 760)
 
 
 def main() -> int:
@@ -90,6 +148,7 @@ def main() -> int:
         first_run.poller.shutdown()
         first_run.poller = None
         first_run.controller.commands.shutdown()  # its thread; the engine stays for the next
+        first_run.controller.serving.close()  # its keep-alive thread
         first_run.hide()
         window = MainWindow(
             engine, settings=settings, models_dir=models, include_known=False, state_dir=state
@@ -137,6 +196,8 @@ def main() -> int:
         theme.apply_theme(app, "dark")
         settle(app, 300)
         window.grab().save(str(OUT / "dark.png"))
+        theme.apply_theme(app, "light")
+        serving_shots(app, window, cards)
         QTimer.singleShot(0, window.close)
         window.close()
         engine.shutdown()
