@@ -298,6 +298,12 @@ def turn_label(role: str, model_title: str, *, raw: bool = False) -> str:
     return f"{model_title} (completion)" if raw else model_title
 
 
+NO_TEMPLATE_HINT = (
+    "This file has no chat template of its own: chat uses a generic one. A base model "
+    "often does better with Raw (it continues your text)."
+)
+
+
 def reply_summary(record: RequestRecord | None) -> str:
     """The line under a reply: "8 tokens · 38.2 tokens/s · first token 0.21 s · stopped"."""
     if record is None:  # stopped before the model began it

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 
@@ -380,6 +381,11 @@ class AppController(QObject):
     def _reply_ended(self, model_id: str, stop: threading.Event) -> None:
         if self._reply_stops.get(model_id) is stop:
             del self._reply_stops[model_id]
+
+    def without_chat_template(self, model_ids: Iterable[str]) -> set[str]:
+        """Those of `model_ids` whose file has no chat template of its own (base models)."""
+        models = (self.store.model(model_id) for model_id in model_ids)
+        return {m.entry.id for m in models if m is not None and not m.entry.has_chat_template}
 
     def model_title(self, model_id: str) -> str:
         view = self.store.view(model_id)

@@ -424,7 +424,7 @@ class MainWindow(QMainWindow):
 
     def _loaded_models_changed(self, loaded: dict[str, str]) -> None:
         self._loaded_pid_map = self.controller.loaded_pids()
-        self.try_panel.set_models(loaded)
+        self.try_panel.set_models(loaded, self.controller.without_chat_template(loaded))
         self.hardware_panel.set_model_names(loaded)
         if self.poller is not None:
             self.poller.poll_now()

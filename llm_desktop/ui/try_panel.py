@@ -9,6 +9,7 @@ the serving presenter.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from PySide6.QtCore import QEvent, Qt, Signal
@@ -38,7 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from llm_desktop.core.generation import CHAT, COMPLETION, ReplyRequest
-from llm_desktop.core.serving_presenter import ASSISTANT, USER, turn_label
+from llm_desktop.core.serving_presenter import ASSISTANT, NO_TEMPLATE_HINT, USER, turn_label
 from llm_desktop.ui import theme
 
 DEFAULT_MAX_TOKENS = 128
@@ -203,6 +204,10 @@ class TryPanel(QFrame):
         self.hint = QLabel("Load a model to chat with it.")
         self.hint.setObjectName("muted")
         self.hint.setWordWrap(True)
+        self.template_hint = QLabel(NO_TEMPLATE_HINT)
+        self.template_hint.setObjectName("muted")
+        self.template_hint.setWordWrap(True)
+        self._without_template: frozenset[str] = frozenset()
         self.system_prompt = QLineEdit()
         self.system_prompt.setAccessibleName("System prompt")
         self.system_prompt.setPlaceholderText("System prompt (optional)")
@@ -248,6 +253,7 @@ class TryPanel(QFrame):
         layout.addLayout(header)
         layout.addWidget(self.hint)
         layout.addWidget(self.model_picker)
+        layout.addWidget(self.template_hint)
         layout.addWidget(self.system_prompt)
         layout.addWidget(self.transcript, 1)
         layout.addWidget(self.prompt)
@@ -257,6 +263,7 @@ class TryPanel(QFrame):
         self.stop_button.clicked.connect(self._stop)
         self.clear_button.clicked.connect(self.clear)
         self.raw.toggled.connect(self._refresh)
+        self.model_picker.currentIndexChanged.connect(self._refresh)
         QShortcut(QKeySequence("Ctrl+Return"), self.prompt, self.submit)
         self._generating = False
         self._reply: Turn | None = None
@@ -270,8 +277,9 @@ class TryPanel(QFrame):
         frame = 2 * editor.frameWidth() + margins.top() + margins.bottom()
         return editor.fontMetrics().lineSpacing() * lines + frame + 12
 
-    def set_models(self, models: dict[str, str]) -> None:
-        """The loaded models, id → display name."""
+    def set_models(self, models: dict[str, str], without_template: Iterable[str] = ()) -> None:
+        """The loaded models, id → display name; those whose file has no chat template."""
+        self._without_template = frozenset(without_template)
         current = self.model_picker.currentData()
         self.model_picker.clear()
         for model_id, name in models.items():
@@ -356,3 +364,5 @@ class TryPanel(QFrame):
         self.stop_button.setEnabled(self._generating)
         self.clear_button.setEnabled(bool(self.conversation.turns) and not self._generating)
         self.system_prompt.setEnabled(not self.raw.isChecked())
+        no_template = self.model_picker.currentData() in self._without_template
+        self.template_hint.setVisible(no_template and not self.raw.isChecked())

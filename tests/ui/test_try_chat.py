@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from llm_desktop.core.demo import DemoSpec, write_demo_model
 from llm_desktop.core.engine import Engine
 from llm_desktop.core.events import ModelState
 from llm_desktop.core.generation import (
@@ -208,6 +209,29 @@ def test_clear_starts_a_new_conversation(qtbot, window, fake):
         model,
         ReplyRequest(mode=CHAT, messages=(("user", "Hi again"),), max_tokens=128),
     )
+
+
+def test_a_model_without_a_chat_template_suggests_raw(qtbot, tmp_path, folder, fake):
+    write_demo_model(folder / "base.gguf", DemoSpec(seed=7, name="Base demo", chat_template=None))
+    window = make_window(qtbot, folder, tmp_path, fake, poll_hardware=False)
+    try:
+        wait_cards(qtbot, window, 2)
+        panel = window.try_panel
+        base, tiny = card_named(window, "base"), card_named(window, "tiny")
+        for card in (base, tiny):
+            click(qtbot, card.load_button)
+            fake.finish(card.model_id)
+        qtbot.waitUntil(lambda: panel.model_picker.count() == 2, timeout=WAIT_MS)
+        panel.select(base.model_id)
+        assert panel.template_hint.isVisible()
+        assert "no chat template" in panel.template_hint.text()
+        click(qtbot, panel.raw)
+        assert not panel.template_hint.isVisible(), "Raw chosen: nothing more to suggest"
+        click(qtbot, panel.raw)
+        panel.select(tiny.model_id)
+        assert not panel.template_hint.isVisible(), "the tiny model has its own template"
+    finally:
+        window.close()
 
 
 def test_real_try_it_chats_in_the_models_template(qtbot, tmp_path, folder):
