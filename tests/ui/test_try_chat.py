@@ -249,6 +249,7 @@ def test_real_try_it_chats_in_the_models_template(qtbot, tmp_path, folder):
         send(qtbot, panel, "Again")
         reply = panel.conversation.turns[-1]
         assert reply.text and not reply.failed  # random weights: the text is gibberish
+        assert reply.footer.startswith("6 tokens · "), reply.footer
         assert reply.footer.endswith("cut at max tokens"), reply.footer
         first, second = window.controller.serving.requests(card.model_id)[::-1]
         assert second.prompt_tokens > first.prompt_tokens, "the second turn carries the first"
