@@ -371,6 +371,7 @@ class ModelServing:
         until it is loaded; raises `ModelError` with the load's own named failure, or
         out_of_memory when no room can be made. `keep_alive_s` (when given) is the request's
         own keep-alive for the model."""
+        arrived, arrived_wall = time.monotonic(), time.time()  # the log counts the load too
         entry = self.lookup(model)
         if entry is None:
             raise ModelError(ErrorKind.NOT_FOUND, f"No model with id {model!r}")
@@ -383,7 +384,9 @@ class ModelServing:
             with self._lock:
                 state = self.engine.state(model)
                 if state is not None and state.stage is Stage.COMPLETE:
-                    return self._hold(model, keep_alive_s, loaded_for_it)
+                    lease = self._hold(model, keep_alive_s, loaded_for_it)
+                    lease.arrived, lease.started_wall = arrived, arrived_wall
+                    return lease
                 busy = state is not None and state.state in (
                     ModelState.LOADING,
                     ModelState.UNLOADING,
