@@ -127,9 +127,9 @@ def test_a_chat_loads_its_model_first_and_the_load_is_an_event(api, served):
     assert reply.usage.prompt_tokens > raw_length
     record = served.state.serving.requests(model)[0]
     assert record.loaded_for_it and record.endpoint == "chat"
-    # Its time to first token counts the load it waited for.
-    loaded_at = next(e.ts for e in events if e.stage is Stage.COMPLETE)
-    assert record.started + record.first_token_s >= loaded_at
+    # Its time to first token counts the load it waited for: it began before the load.
+    assert record.started <= events[0].ts
+    assert record.first_token_s >= events[-1].ts - events[0].ts
     assert record.completion_tokens == reply.usage.completion_tokens
 
 
