@@ -9,14 +9,13 @@ requests, and records every event on one `EventBus`. Files are checked before lo
 from __future__ import annotations
 
 import os
-import queue
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from llm_desktop.core import hardware
+from llm_desktop.core import generation, hardware
 from llm_desktop.core.bus import EventBus, EventStream
 from llm_desktop.core.events import (
     ERROR_MESSAGES,
@@ -27,13 +26,7 @@ from llm_desktop.core.events import (
     Reason,
     Stage,
 )
-from llm_desktop.core.generation import (
-    COMPLETION,
-    EMBEDDING,
-    Reply,
-    ReplyRequest,
-    raise_for,
-)
+from llm_desktop.core.generation import EMBEDDING, Reply, ReplyRequest
 from llm_desktop.core.host.client import HostPool
 from llm_desktop.core.model_names import model_id as file_model_id
 from llm_desktop.core.model_names import split_parts
@@ -172,16 +165,7 @@ class Engine:
     ) -> Iterator[str]:
         """Stream a reply piece by piece (a plain `prompt` string: a raw completion). Leaving
         the loop early stops the reply in the host; a failure is raised as `ModelError`."""
-        if isinstance(request, str):
-            request = ReplyRequest(mode=COMPLETION, prompt=request, max_tokens=max_tokens)
-        pieces: queue.Queue[str | None] = queue.Queue()
-        reply = self.reply(model, request, pieces.put)
-        try:
-            while (piece := pieces.get()) is not None:
-                yield piece
-        finally:
-            reply.cancel()
-        raise_for(reply)
+        return generation.stream(self.reply, model, request, max_tokens)
 
     def stop_generation(self, model: str, client: str = "app") -> None:
         """Stop every reply `client` asked of `model` (the window's Stop button)."""

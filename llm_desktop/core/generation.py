@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import queue
 import threading
 import time
 from collections import OrderedDict, deque
@@ -146,6 +147,27 @@ class Reply:
             return None
         seconds = self.ended_at - self.first_piece_at
         return (self.completion_tokens - 1) / seconds if seconds > 0 else None
+
+
+def stream(
+    reply: Callable[[str, ReplyRequest, Callable[[str | None], None]], Reply],
+    model: str,
+    request: ReplyRequest | str,
+    max_tokens: int = 64,
+) -> Iterator[str]:
+    """A reply as an iterator of its pieces, over an engine's `reply` (a plain prompt string:
+    a raw completion). Leaving the loop early stops the reply; a failure is raised as
+    `ModelError` once the pieces are out."""
+    if isinstance(request, str):
+        request = ReplyRequest(mode=COMPLETION, prompt=request, max_tokens=max_tokens)
+    pieces: queue.Queue[str | None] = queue.Queue()
+    started = reply(model, request, pieces.put)
+    try:
+        while (piece := pieces.get()) is not None:
+            yield piece
+    finally:
+        started.cancel()
+    raise_for(started)
 
 
 def raise_for(reply: Reply) -> None:

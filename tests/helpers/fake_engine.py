@@ -29,7 +29,6 @@ cancel keeps the pct reached; an unload goes unloading (pct 0) → unloaded (pct
 from __future__ import annotations
 
 import os
-import queue
 import threading
 import time
 from collections import deque
@@ -38,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from llm_desktop.core import generation
 from llm_desktop.core.bus import EventBus
 from llm_desktop.core.engine import ModelUsage
 from llm_desktop.core.events import (
@@ -53,14 +53,12 @@ from llm_desktop.core.events import (
 )
 from llm_desktop.core.fit import format_bytes
 from llm_desktop.core.generation import (
-    COMPLETION,
     EMBEDDING,
     FINISH_ERROR,
     FINISH_LENGTH,
     FINISH_STOP,
     Reply,
     ReplyRequest,
-    raise_for,
 )
 from llm_desktop.core.hardware import GpuMonitor
 from llm_desktop.core.model_names import model_id as file_model_id
@@ -219,16 +217,7 @@ class FakeEngine:
     def generate(
         self, model: str, request: ReplyRequest | str, max_tokens: int = 64
     ) -> Iterator[str]:
-        if isinstance(request, str):
-            request = ReplyRequest(mode=COMPLETION, prompt=request, max_tokens=max_tokens)
-        pieces: queue.Queue[str | None] = queue.Queue()
-        reply = self.reply(model, request, pieces.put)
-        try:
-            while (piece := pieces.get()) is not None:
-                yield piece
-        finally:
-            reply.cancel()
-        raise_for(reply)
+        return generation.stream(self.reply, model, request, max_tokens)
 
     def stop_generation(self, model: str, client: str = "app") -> None:
         with self._lock:

@@ -4,9 +4,7 @@ as they come (a real request with the official `openai` client), and code to cop
 
 from __future__ import annotations
 
-import shutil
 import socket
-from pathlib import Path
 
 import openai
 import pytest
@@ -24,21 +22,6 @@ from tests.ui.test_main_window import card_named, click, make_window, wait_cards
 
 WAIT_MS = 60_000
 GB = 10**9
-
-
-@pytest.fixture
-def folder(tmp_path: Path, tiny_model: Path) -> Path:
-    folder = tmp_path / "models"
-    folder.mkdir()
-    shutil.copyfile(tiny_model, folder / "tiny.gguf")
-    return folder
-
-
-@pytest.fixture
-def fake():
-    engine = FakeEngine()
-    yield engine
-    engine.shutdown()
 
 
 @pytest.fixture

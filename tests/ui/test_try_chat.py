@@ -7,9 +7,6 @@ The fake engine records each `ReplyRequest`; one real test chats with a generate
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
 from llm_desktop.core.demo import DemoSpec, write_demo_model
@@ -28,21 +25,6 @@ from tests.helpers.fake_engine import FakeEngine
 from tests.ui.test_main_window import card_named, click, make_window, wait_cards
 
 WAIT_MS = 60_000
-
-
-@pytest.fixture
-def folder(tmp_path: Path, tiny_model: Path) -> Path:
-    folder = tmp_path / "models"
-    folder.mkdir()
-    shutil.copyfile(tiny_model, folder / "tiny.gguf")
-    return folder
-
-
-@pytest.fixture
-def fake():
-    engine = FakeEngine()
-    yield engine
-    engine.shutdown()
 
 
 @pytest.fixture
