@@ -8,7 +8,8 @@ of alternating rounds; and downloads, sha256 and quantizing against curl, sha256
 `llama_model_quantize` (bench/transfers.py). The README's table is generated from results.json
 by `python -m bench.table`, never typed.
 
-`--only transfers` measures that section alone and merges it into the existing results.json:
+`--only transfers` (or `--only serving`: the OpenAI-compatible API against a bare `Llama`,
+bench/serving.py) measures that section alone and merges it into the existing results.json:
 the other sections keep the figures of the run that measured them, and the section carries its
 own date, commit, wall time, load averages and machine, which the table states.
 """
@@ -238,14 +239,42 @@ def bench_transfers_section(root: Path, args: argparse.Namespace, *, alone: bool
     `--only transfers` is merged into results that an earlier run measured."""
     from bench.transfers import bench_transfers
 
+    return _recorded(
+        lambda: bench_transfers(
+            root / "transfers",
+            size_mb=args.transfer_mb,
+            rounds=args.transfer_rounds,
+            quantize_mb=args.quantize_mb,
+        ),
+        alone=alone,
+    )
+
+
+def bench_serving_section(root: Path, args: argparse.Namespace, *, alone: bool) -> dict:
+    """The OpenAI-compatible API against a bare `llama_cpp.Llama` (bench/serving.py), with its
+    own record of when and how it was measured, as for transfers."""
+    from bench.serving import bench_serving
+
+    return _recorded(
+        lambda: bench_serving(
+            root / "serving",
+            size_mb=args.serving_mb,
+            rounds=args.serving_rounds,
+            first_token_rounds=args.serving_first_token_rounds,
+            clients=args.serving_clients,
+            concurrent_rounds=args.serving_concurrent_rounds,
+            burst_rounds=args.serving_burst_rounds,
+        ),
+        alone=alone,
+    )
+
+
+def _recorded(measure, *, alone: bool) -> dict:
+    """A section's figures and `run`: its date, commit, wall time and load averages; with the
+    machine too when it was measured alone (merged into an earlier run's results)."""
     started = time.perf_counter()
     load_start = round(os.getloadavg()[0], 2)
-    section = bench_transfers(
-        root / "transfers",
-        size_mb=args.transfer_mb,
-        rounds=args.transfer_rounds,
-        quantize_mb=args.quantize_mb,
-    )
+    section = measure()
     section["run"] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "commit": commit(),
@@ -270,13 +299,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycles", type=int, default=50, help="load/unload cycles for memory")
     parser.add_argument(
         "--only",
-        choices=["transfers"],
+        choices=["transfers", "serving"],
         help="measure this section alone and merge it into --output (the rest is kept)",
     )
     parser.add_argument("--skip-transfers", action="store_true", help="no transfer measurements")
     parser.add_argument("--transfer-mb", type=float, default=1000.0, help="downloaded file size")
     parser.add_argument("--transfer-rounds", type=int, default=5)
     parser.add_argument("--quantize-mb", type=float, default=300.0, help="F32 model quantized")
+    parser.add_argument("--skip-serving", action="store_true", help="no API measurements")
+    parser.add_argument("--serving-mb", type=float, default=150.0, help="model served by the API")
+    parser.add_argument("--serving-rounds", type=int, default=8)
+    parser.add_argument("--serving-first-token-rounds", type=int, default=20)
+    parser.add_argument("--serving-clients", type=int, default=8, help="concurrent API clients")
+    parser.add_argument("--serving-concurrent-rounds", type=int, default=3)
+    parser.add_argument("--serving-burst-rounds", type=int, default=2)
     parser.add_argument(
         "--targets",
         type=Path,
@@ -348,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         results["large_vocab"] = bench_large_vocab(root, args.rounds)
         if not args.skip_transfers:
             results["transfers"] = bench_transfers_section(root, args, alone=False)
+        if not args.skip_serving:
+            results["serving"] = bench_serving_section(root, args, alone=False)
     results["run"]["wall_s"] = round(time.perf_counter() - run_started, 1)
     results["run"]["load_average_1m_end"] = round(os.getloadavg()[0], 2)
     return _write(results, args)
@@ -360,8 +398,9 @@ def _only(args: argparse.Namespace) -> int:
         results = json.loads(output.read_text())
     else:
         results = {"run": {"date": datetime.now(UTC).strftime("%Y-%m-%d")}, "machine": machine()}
+    sections = {"transfers": bench_transfers_section, "serving": bench_serving_section}
     with tempfile.TemporaryDirectory(prefix="llm-bench-") as temp:
-        results[args.only] = bench_transfers_section(Path(temp), args, alone=True)
+        results[args.only] = sections[args.only](Path(temp), args, alone=True)
     return _write(results, args)
 
 

@@ -427,17 +427,134 @@ def _transfers(results: dict) -> tuple[list[Row], str]:
         f"{_s(q8['ours_quantizing_s'])} to `quantizing`. llama.cpp's `llama-quantize`: "
         f"{'timed in the row' if q8.get('llama_quantize_s') is not None else tool}."
     )
-    run = tr.get("run") or {}
-    if run.get("alone"):
-        machine = tr.get("machine")
-        other = " on another machine" if machine and machine != results.get("machine") else ""
-        note += (
-            f" These rows were measured in a run of their own{other} (`python -m bench --only "
-            f"transfers`, {run['date']}, commit {run['commit']}, {run['wall_s']:.0f} s, load "
-            f"average {run['load_average_1m_start']} at the start, "
-            f"{run['load_average_1m_end']} at the end); the other rows come from the run above."
+    return rows, note + _alone(results, "transfers")
+
+
+def _alone(results: dict, key: str) -> str:
+    """For a section measured by `--only KEY`: when and where, since the other rows come from
+    another run."""
+    section = results[key]
+    run = section.get("run") or {}
+    if not run.get("alone"):
+        return ""
+    machine = section.get("machine")
+    other = " on another machine" if machine and machine != results.get("machine") else ""
+    return (
+        f" These rows were measured in a run of their own{other} (`python -m bench --only "
+        f"{key}`, {run['date']}, commit {run['commit']}, {run['wall_s']:.0f} s, load "
+        f"average {run['load_average_1m_start']} at the start, "
+        f"{run['load_average_1m_end']} at the end); the other rows come from the run above."
+    )
+
+
+def _ordinal(place: int) -> str:
+    suffix = "th" if 10 <= place % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(place % 10, "th")
+    return f"{place}{suffix}"
+
+
+def _serving(results: dict) -> tuple[list[Row], str]:
+    sv = results["serving"]
+    model, tp, first = sv["model"], sv["throughput"], sv["first_token"]
+    load, many, turns = sv["first_token_with_load"], sv["concurrent"], sv["turns"]
+    cpu = tp["ours_cpu_ms_per_token"]
+    places = ", ".join(_ordinal(place) for place in turns["lone_place"])
+    queued = "/".join(str(count) for count in turns["queued_when_lone_sent"])
+    rows = [
+        Row(
+            "serving.throughput",
+            f"API completion, {tp['max_tokens']} tokens streamed ({model['mb']} MB model)",
+            f"{tp['ours_tokens_s']} tokens/s",
+            f"bare Llama {tp['bare_tokens_s']} tokens/s",
+            f"{_times(tp['ratio'])}; {tp['overhead_ms_per_token']:+.2f} ms/token",
+        ),
+        Row(
+            "serving.first_token",
+            "API first token, model loaded",
+            f"p50 {_ms(first['ours_p50_ms'])}; p90 {_ms(first['ours_p90_ms'])}",
+            f"bare Llama p50 {_ms(first['bare_p50_ms'])}; p90 {_ms(first['bare_p90_ms'])}",
+            f"{first['extra_p50_ms']:+.1f} ms: {first['server_extra_p50_ms']:+.1f} ms in the "
+            f"app, {first['http_and_client_p50_ms']:.1f} ms HTTP and client",
+        ),
+        Row(
+            "serving.first_token_with_load",
+            "API first token incl. load on request",
+            _s(load["ours_s"]),
+            f"bare `Llama(...)` + first token {_s(load['bare_s'])}",
+            f"{_times(load['ratio'])}; loaded after {_s(load['ours_to_loaded_s'])} "
+            f"(bare constructor {_s(load['bare_constructed_s'])})",
+        ),
+        Row(
+            "serving.concurrent",
+            f"API, {many['clients']} concurrent clients on one model",
+            f"latency p50 {_s(many['latency_p50_s'])}; p99 {_s(many['latency_p99_s'])}",
+            f"one client {many['single_client_tokens_s']} tokens/s",
+            f"aggregate {many['aggregate_tokens_s']} tokens/s "
+            f"({_times(many['aggregate_over_single'])}); clients' mean latency max/min "
+            f"{_times(many['client_mean_latency_max_over_min'])}",
+        ),
+        Row(
+            "serving.turns",
+            f"API, one client's {turns['burst']} requests at once and another's 1",
+            f"lone request {_s(turns['lone_latency_s'])}",
+            f"burst p50 {_s(turns['burst_latency_p50_s'])}; max {_s(turns['burst_latency_max_s'])}",
+            f"lone served {places} of {turns['burst'] + 1}; the burst's {queued} running or "
+            "waiting when it was sent",
+        ),
+    ]
+    note = (
+        f"**API** (bench/serving.py): a generated {model['mb']} MB {model['tensor_type']} model "
+        f"({model['layers']} layers, {model['n_ctx']}-token context, {model['n_threads']} "
+        f"generation thread{'' if model['n_threads'] == 1 else 's'}, llama-cpp-python's "
+        "default) served on loopback by the "
+        "OpenAI-compatible API, its clients the official `openai` package "
+        f"({sv['client'].removeprefix('openai ')}) in a process of their own, streaming raw "
+        "completions at temperature 0 with a seed; the peer is `llama_cpp.Llama` in the bench's "
+        "process, `create_completion` of the same prompt tokens with the same sampling "
+        "settings, streamed. Every prompt has the same length "
+        f"({tp['prompt_tokens']} tokens) and starts differently, so no side reuses an earlier "
+        "prompt's cache; both sides of a round get the same prompt, and their replies had to "
+        "match in tokens (each ran to `max_tokens`) and text. **Completion**: tokens over the "
+        "whole request, client side, median of "
+        f"{tp['rounds']} alternating rounds after one untimed round of each; after the first "
+        f"token ours ran at {tp['ours_after_first_tokens_s']} tokens/s (the server's own "
+        f"figure {tp['server_after_first_tokens_s']}), the bare model at "
+        f"{tp['bare_after_first_tokens_s']}; their first tokens came after "
+        f"{_s(tp['ours_first_token_s'])} and {_s(tp['bare_first_token_s'])}. CPU per token: "
+        f"ours {cpu['host']:.1f} ms in the model host, {cpu['app']:.2f} ms in the app, "
+        f"{cpu['client']:.2f} ms in the client process; the bare model "
+        f"{tp['bare_cpu_ms_per_token']:.1f} ms. **First token, model loaded**: `max_tokens=1`, "
+        f"{first['rounds']} alternating rounds; of ours, {_ms(first['server_p50_ms'])} passed "
+        "between the request's arrival in the app and its first piece there, the rest is "
+        "HTTP in and out and the client's parsing. **First token incl. load**: the model "
+        "unloaded and a warm model host ready, one request loads it (load on request, checked "
+        "in the request log) and streams its first token (the engine starts the next warm host "
+        "as the load begins, on the same CPUs), against constructing `Llama(...)` "
+        f"and streaming its first token; {load['rounds']} alternating rounds, page cache warm. "
+        f"**Concurrent clients**: {many['clients']} threads, each with its own client and "
+        "`user`, released at once, the same request size each, "
+        f"{many['rounds']} rounds ({many['requests']} requests). A model answers one reply at "
+        "a time and the clients' lines take turns, so latency grows with the place in the "
+        "queue: the aggregate is all tokens over each round's wall time, against one client "
+        "sending the same number of requests one after another right after each round "
+        "(medians of the rounds); max/min compares each client's mean latency over "
+        "the rounds (its places were decided by arrival). **One client's burst**: user "
+        f"`burst` sends {turns['burst']} requests at once and user `lone` one request "
+        f"{turns['lone_delay_s']:g} s later, while they wait (the count of replies running or "
+        f"waiting is sampled in the engine); {turns['rounds']} rounds, medians. Load average "
+        "(1 minute) before and after each part: "
+        + "; ".join(
+            f"{name} {sv[key]['load_average_1m'][0]}→{sv[key]['load_average_1m'][1]}"
+            for key, name in (
+                ("first_token_with_load", "load"),
+                ("throughput", "completion"),
+                ("first_token", "first token"),
+                ("concurrent", "concurrent"),
+                ("turns", "burst"),
+            )
         )
-    return rows, note
+        + "."
+    )
+    return rows, note + _alone(results, "serving")
 
 
 SECTIONS: dict[str, Section] = {
@@ -452,6 +569,7 @@ SECTIONS: dict[str, Section] = {
     "catalog": _catalog,
     "large_vocab": _large_vocab,
     "transfers": _transfers,
+    "serving": _serving,
 }
 
 

@@ -45,6 +45,11 @@ def test_every_section_of_the_results_has_rows(results):
         "transfers.resume",
         "transfers.sha256",
         "transfers.quantize_q8_0",
+        "serving.throughput",
+        "serving.first_token",
+        "serving.first_token_with_load",
+        "serving.concurrent",
+        "serving.turns",
     } <= set(ids)
     assert len(notes) == len(table.SECTIONS)
 
@@ -90,9 +95,10 @@ def test_targets_and_an_earlier_run_add_columns(results):
     assert catalog_row.endswith("| — | — |")
 
 
-def test_a_section_measured_alone_says_when_and_where(results):
+@pytest.mark.parametrize("key", ["transfers", "serving"])
+def test_a_section_measured_alone_says_when_and_where(results, key):
     alone = copy.deepcopy(results)
-    alone["transfers"]["run"] = {
+    alone[key]["run"] = {
         "date": "2026-01-02",
         "commit": "abc1234",
         "wall_s": 100.0,
@@ -100,32 +106,45 @@ def test_a_section_measured_alone_says_when_and_where(results):
         "load_average_1m_end": 0.7,
         "alone": True,
     }
-    alone["transfers"]["machine"] = results["machine"]
+    alone[key]["machine"] = results["machine"]
+    command = f"(`python -m bench --only {key}`"
     text = table.render(alone)
-    assert "measured in a run of their own (`python -m bench --only transfers`, 2026-01-02" in text
-    assert "on another machine" not in text
-    alone["transfers"]["machine"] = results["machine"] | {"cpus": 64}
-    assert "run of their own on another machine" in table.render(alone)
+    assert f"measured in a run of their own {command}, 2026-01-02" in text
+    assert f"on another machine {command}" not in text
+    alone[key]["machine"] = results["machine"] | {"cpus": 64}
+    assert f"run of their own on another machine {command}" in table.render(alone)
 
-    alone["transfers"]["run"]["alone"] = False  # measured with the rest: nothing to add
-    assert "run of their own" not in table.render(alone)
+    alone[key]["run"]["alone"] = False  # measured with the rest: nothing to add
+    assert command not in table.render(alone)
 
 
-def test_only_one_section_keeps_the_other_sections_figures(tmp_path, results, monkeypatch):
+@pytest.mark.parametrize("key", ["transfers", "serving"])
+def test_only_one_section_keeps_the_other_sections_figures(tmp_path, results, monkeypatch, key):
     import bench.__main__ as bench_main
 
     output = tmp_path / "results.json"
     output.write_text(json.dumps(results))
-    fresh = copy.deepcopy(results["transfers"])
-    fresh["download"]["curl_mb_s"] = 123.4
-    monkeypatch.setattr(bench_main, "bench_transfers_section", lambda *_a, **_k: fresh)
+    fresh = copy.deepcopy(results[key])
+    fresh["fresh"] = 123.4
+    monkeypatch.setattr(bench_main, f"bench_{key}_section", lambda *_a, **_k: fresh)
     monkeypatch.setattr(bench_main, "machine", lambda: pytest.fail("the machine is not re-read"))
 
-    assert bench_main.main(["--only", "transfers", "--output", str(output)]) == 0
+    assert bench_main.main(["--only", key, "--output", str(output)]) == 0
     merged = json.loads(output.read_text())
-    assert merged["transfers"]["download"]["curl_mb_s"] == 123.4
-    for key in set(results) - {"transfers", "targets"}:
-        assert merged[key] == results[key], key
+    assert merged[key]["fresh"] == 123.4
+    for other in set(results) - {key, "targets"}:
+        assert merged[other] == results[other], other
+
+
+def test_serving_rows_show_the_lone_clients_place_and_the_ratios(results):
+    serving = copy.deepcopy(results["serving"])
+    serving["turns"]["lone_place"] = [2, 11]
+    serving["throughput"]["ratio"] = 0.5
+    text = table.render(results | {"serving": serving})
+    (row,) = [line for line in text.splitlines() if line.startswith("| API, one client's")]
+    assert f"lone served 2nd, 11th of {serving['turns']['burst'] + 1}" in row
+    (row,) = [line for line in text.splitlines() if line.startswith("| API completion")]
+    assert "| ×0.5;" in row
 
 
 def test_markers_are_required():
