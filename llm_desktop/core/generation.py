@@ -186,10 +186,16 @@ def host_failure(message: dict[str, Any]) -> ErrorInfo:
 
 
 class FairQueue:
-    """Replies waiting for a model: one line per client, served round-robin."""
+    """Replies waiting for a model: one line per client; the next reply is the head of the
+    line whose client was served longest ago (a client never served, first). So a newcomer
+    goes next even when a busy client's line is momentarily empty and refilled behind it."""
+
+    REMEMBERED_CLIENTS = 1024  # turns kept of clients with nothing waiting
 
     def __init__(self) -> None:
-        self._lines: OrderedDict[str, deque[Reply]] = OrderedDict()
+        self._lines: dict[str, deque[Reply]] = {}
+        self._last_turn: OrderedDict[str, int] = OrderedDict()
+        self._turn = 0
 
     def __len__(self) -> int:
         return sum(len(line) for line in self._lines.values())
@@ -202,16 +208,22 @@ class FairQueue:
         self._lines.setdefault(reply.request.client, deque()).append(reply)
 
     def pop(self) -> Reply | None:
-        """The next reply: the head of the line whose turn it is (that line then goes last)."""
-        for client, line in list(self._lines.items()):
-            if line:
-                reply = line.popleft()
-                self._lines.move_to_end(client)
-                if not line:
-                    del self._lines[client]
-                return reply
+        if not self._lines:
+            return None
+        client = min(
+            self._lines,
+            key=lambda name: (self._last_turn.get(name, -1), self._lines[name][0].queued_at),
+        )
+        line = self._lines[client]
+        reply = line.popleft()
+        if not line:
             del self._lines[client]
-        return None
+        self._turn += 1
+        self._last_turn[client] = self._turn
+        self._last_turn.move_to_end(client)
+        while len(self._last_turn) > self.REMEMBERED_CLIENTS:
+            self._last_turn.popitem(last=False)
+        return reply
 
     def remove(self, reply: Reply) -> bool:
         line = self._lines.get(reply.request.client)

@@ -133,6 +133,20 @@ def test_clients_take_turns_in_the_queue():
     assert queue.pop() is None
 
 
+def test_a_newcomer_goes_next_even_after_a_busy_clients_line_emptied():
+    queue = FairQueue()
+    first = reply("burst", 0)
+    queue.push(first)
+    assert queue.pop() is first  # the model starts it at once; the line is empty again
+    rest = [reply("burst", n) for n in range(1, 4)]
+    for item in rest:
+        queue.push(item)
+    lone = reply("lone", 9)
+    queue.push(lone)
+    assert queue.pop() is lone  # the burst was served last; the lone client never was
+    assert [queue.pop() for _ in range(3)] == rest
+
+
 def test_a_queued_reply_can_be_taken_out():
     queue = FairQueue()
     first, second = reply("a", 1), reply("a", 2)
