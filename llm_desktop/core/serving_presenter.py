@@ -197,6 +197,20 @@ def keep_alive_choices(current: float | None) -> list[tuple[float | None, str, s
     return [(seconds, keep_alive_label(seconds), keep_alive_words(seconds)) for seconds in choices]
 
 
+SERVING_DEFAULT = "default"  # a model without a keep-alive of its own
+
+
+def model_keep_alive_choices(current: float | str | None) -> list[tuple[object, str, str]]:
+    """A card's keep-alive choices: the serving default first, then the usual spans."""
+    default = (
+        SERVING_DEFAULT,
+        "Serving default",
+        "As the Serving tab says, for models loaded on request; a model you load yourself stays",
+    )
+    own = keep_alive_choices(None if current == SERVING_DEFAULT else current)  # type: ignore[arg-type]
+    return [default, *own]
+
+
 # -- the request list ---------------------------------------------------------------------------
 
 NO_REQUESTS = (

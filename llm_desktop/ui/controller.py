@@ -52,6 +52,7 @@ from llm_desktop.core.serving_presenter import (
     SERVER_STARTING,
     SERVER_STOPPED,
     SERVER_STOPPING,
+    SERVING_DEFAULT,
     api_server_notice,
     start_failure,
     stopped_unexpectedly,
@@ -204,6 +205,8 @@ class AppController(QObject):
             return  # a scan that ended as the window closed starts nothing more
         for model in models:
             self.store.set_options(model.entry.id, self.saved_options(model.entry.id))
+            if (own := self.keep_alive_setting(model.entry.id)) != SERVING_DEFAULT:
+                self.serving.set_keep_alive(model.entry.id, own)
         for model in models:  # a card that appears mid-load shows where the load is
             if (last := self.engine.state(model.entry.id)) is not None:
                 self.store.apply(last)
@@ -260,6 +263,27 @@ class AppController(QObject):
         except InvalidOptions as exc:
             log.warning("ignoring saved options of %s: %s", model_id, exc)
             return LoadOptions()
+
+    def keep_alive_setting(self, model_id: str) -> float | str | None:
+        """A model's own keep-alive as saved: seconds, None (never) or `SERVING_DEFAULT`."""
+        value = self.settings.value(f"models/{model_id}/keep_alive")
+        if value is None:
+            return SERVING_DEFAULT
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            return SERVING_DEFAULT
+        return None if seconds < 0 else seconds
+
+    def set_keep_alive(self, model_id: str, value: float | str | None) -> None:
+        """A person set a model's own keep-alive on its card: keep it, and apply it now."""
+        key = f"models/{model_id}/keep_alive"
+        if value == SERVING_DEFAULT:
+            self.settings.remove(key)
+            self.serving.set_keep_alive(model_id, None, clear=True)
+            return
+        self.settings.setValue(key, -1 if value is None else value)
+        self.serving.set_keep_alive(model_id, value)
 
     def set_options(self, model_id: str, options: LoadOptions) -> None:
         """A person changed a card's settings: remember them; the card's Load uses them."""

@@ -357,6 +357,8 @@ class MainWindow(QMainWindow):
                 card = ModelCard(view, self.controller.store.options(view.model))
                 card.action_requested.connect(self.controller.act)
                 card.options_changed.connect(self.controller.set_options)
+                card.keep_alive_changed.connect(self.controller.set_keep_alive)
+                card.set_keep_alive(self.controller.keep_alive_setting(view.model))
                 card.quantize_requested.connect(self.controller.quantize)
                 self.cards[view.model] = card
             else:

@@ -6,6 +6,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAccessible, QAccessibleEvent, QKeyEvent
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QFrame,
     QGridLayout,
     QHBoxLayout,
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from llm_desktop.core.options import MAX_CONTEXT, MAX_GPU_LAYERS, LoadOptions
 from llm_desktop.core.presenter import Action, ActionId, CardView
+from llm_desktop.core.serving_presenter import SERVING_DEFAULT, model_keep_alive_choices
 from llm_desktop.ui.elided_label import ElidedLabel
 from llm_desktop.ui.spinner import SpinnerOverlay
 
@@ -39,11 +41,14 @@ class ModelCard(QFrame):
         action_requested(str, str, object): model id, action id (`presenter.ActionId`) and the
             action's options (the wire form of `LoadOptions`, or None).
         options_changed(str, object): model id and the new `LoadOptions` a person set.
+        keep_alive_changed(str, object): model id and its own keep-alive (seconds, None for
+            never, or `SERVING_DEFAULT`).
         quantize_requested(str, str): model id and the quantization type chosen in the menu.
     """
 
     action_requested = Signal(str, str, object)
     options_changed = Signal(str, object)
+    keep_alive_changed = Signal(str, object)
     quantize_requested = Signal(str, str)
 
     def __init__(self, view: CardView, options: LoadOptions | None = None, parent=None):
@@ -122,6 +127,9 @@ class ModelCard(QFrame):
         self.gpu_layers.setAccessibleDescription("Layers to offload to the GPU; Auto uses the fit")
         self.use_mmap = QCheckBox("Memory-map the file")
         self.use_mmap.setAccessibleName("Memory-map the model file")
+        self.keep_alive = QComboBox()
+        self.keep_alive.setAccessibleName("Unload this model when idle for")
+        self.set_keep_alive(SERVING_DEFAULT)
         self.settings_panel = self._settings_panel()
         self.settings_panel.setVisible(False)
 
@@ -142,6 +150,8 @@ class ModelCard(QFrame):
         grid.addWidget(QLabel("GPU layers"), 0, 2)
         grid.addWidget(self.gpu_layers, 0, 3)
         grid.addWidget(self.use_mmap, 0, 4)
+        grid.addWidget(QLabel("Unload when idle"), 1, 0)
+        grid.addWidget(self.keep_alive, 1, 1, 1, 3)
         grid.setColumnStretch(5, 1)
         return panel
 
@@ -186,6 +196,26 @@ class ModelCard(QFrame):
         for spin in (self.n_ctx, self.gpu_layers):
             spin.valueChanged.connect(self._options_edited)
         self.use_mmap.toggled.connect(self._options_edited)
+        self.keep_alive.activated.connect(
+            lambda _index: self.keep_alive_changed.emit(
+                self.model_id, self.keep_alive.currentData()
+            )
+        )
+
+    def set_keep_alive(self, current: float | str | None) -> None:
+        """Show the model's own keep-alive (the choices are the presenter's)."""
+        self.keep_alive.blockSignals(True)
+        self.keep_alive.clear()
+        for value, label, meaning in model_keep_alive_choices(current):
+            self.keep_alive.addItem(label, value)
+            self.keep_alive.setItemData(
+                self.keep_alive.count() - 1, meaning, Qt.ItemDataRole.ToolTipRole
+            )
+        index = next(
+            i for i in range(self.keep_alive.count()) if self.keep_alive.itemData(i) == current
+        )
+        self.keep_alive.setCurrentIndex(index)
+        self.keep_alive.blockSignals(False)
 
     # -- options -----------------------------------------------------------------------------
 
