@@ -44,6 +44,8 @@ def models_dir(tmp_path_factory) -> Path:
     write_demo_model(folder / "base.gguf", DemoSpec(name="Base", chat_template=None, seed=3))
     write_demo_model(folder / "embed.gguf", DemoSpec(name="Embed", pooling_type=1, seed=4))
     write_demo_model(folder / "alien.gguf", DemoSpec(name="Alien", architecture="alien"))
+    broken = "{% for message in messages %}{{ message['content'] }}"  # no endfor
+    write_demo_model(folder / "odd.gguf", DemoSpec(name="Odd", chat_template=broken, seed=6))
     return folder
 
 
@@ -213,6 +215,17 @@ def test_a_model_that_fails_to_load_answers_with_its_named_error(api, served):
     assert refused.value.code == str(ErrorKind.UNSUPPORTED_MODEL)
     assert "alien" in refused.value.message
     assert served.state.engine.state(model).stage is Stage.FAILED  # on the card too
+
+
+def test_a_broken_chat_template_fails_the_chat_not_the_load(api, served):
+    model = ids(served)["odd"]
+    with pytest.raises(openai.BadRequestError) as refused:
+        chat(api, model, max_tokens=2)
+    assert refused.value.code == "invalid_request"
+    assert "chat template cannot format this chat" in refused.value.message
+    assert model in served.state.engine.loaded_models()
+    raw = api.completions.create(model=model, prompt="Hi", max_tokens=2, temperature=0)
+    assert raw.usage.completion_tokens == 2  # greedy: the same two tokens every run
 
 
 def test_bad_parameters_are_refused_by_name(api, served):

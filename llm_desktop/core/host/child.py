@@ -472,6 +472,19 @@ class ModelHost:
 
     @staticmethod
     def _construct(llama_module: Any, command: dict[str, Any]) -> Any:
+        # `Llama` compiles every chat template of the file as it loads, so one broken template
+        # would fail the whole load. Replies format chats themselves (`replies.chat_prompt`,
+        # where a broken template is a named error of that chat), so the load skips them.
+        chat_format = llama_module.llama_chat_format
+        compile_template = chat_format.Jinja2ChatFormatter
+        chat_format.Jinja2ChatFormatter = replies.UncompiledTemplate
+        try:
+            return ModelHost._construct_llama(llama_module, command)
+        finally:
+            chat_format.Jinja2ChatFormatter = compile_template
+
+    @staticmethod
+    def _construct_llama(llama_module: Any, command: dict[str, Any]) -> Any:
         return llama_module.Llama(
             model_path=command["path"],
             n_ctx=int(command.get("n_ctx") or 2048),

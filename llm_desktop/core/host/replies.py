@@ -32,6 +32,20 @@ SAMPLING_DEFAULTS: dict[str, Any] = {
 }
 
 
+class UncompiledTemplate:
+    """Stands in for llama-cpp-python's template formatter while a model loads: it keeps the
+    template uncompiled (see `ModelHost._construct`)."""
+
+    def __init__(self, template: str = "", *_args: Any, **_kwargs: Any):
+        self.template = template
+
+    def to_chat_handler(self) -> Any:
+        def refuse(*_args: Any, **_kwargs: Any) -> Any:
+            raise ReplyError("invalid_request", "Chats are formatted by replies.chat_prompt")
+
+        return refuse
+
+
 class ReplyError(Exception):
     """A request the model cannot answer; `kind` is an `ErrorKind` value."""
 
@@ -75,16 +89,18 @@ def chat_prompt(llm: Any, messages: list[dict[str, str]]) -> tuple[list[int], li
 
     eos = llm.token_eos()
     bos = llm.token_bos()
-    formatter = Jinja2ChatFormatter(
-        template=template,
-        eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
-        bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
-        stop_token_ids=[eos] if eos != -1 else None,
-    )
     try:
+        formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
+            bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+            stop_token_ids=[eos] if eos != -1 else None,
+        )
         result = formatter(messages=messages)
-    except Exception as exc:  # the template itself refuses (Jinja's raise_exception): say why
-        raise ReplyError("invalid_request", f"The model's chat template refused: {exc}") from None
+    except Exception as exc:  # a broken template, or one that refuses (raise_exception)
+        raise ReplyError(
+            "invalid_request", f"The model's chat template cannot format this chat: {exc}"
+        ) from None
     tokens = llm.tokenize(
         result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
     )
