@@ -104,6 +104,23 @@ def serving_shots(app: QApplication, window: MainWindow, cards: dict) -> None:
     settle(app, 1500)
     window.grab().save(str(OUT / "try-chat.png"))
     window.resize(1180, 760)
+    try_panel.prompt.clear()
+
+    # A limit of two loaded models, and another program asks for a third: the least recently
+    # used one is unloaded first, and the page says why.
+    window.serving_panel.max_loaded.setValue(2)
+    third = cards["llm-desktop-demo"]
+    asking = threading.Thread(
+        target=lambda: client.chat.completions.create(
+            model=third.model_id, messages=hello, max_tokens=8
+        )
+    )
+    asking.start()
+    wait_until(app, lambda: not asking.is_alive(), 120)
+    window.show_web_panel()
+    settle(app, 3000)
+    window.grab().save(str(OUT / "page-evicted.png"))
+    window.serving_panel.max_loaded.setValue(0)
 
 
 def main() -> int:

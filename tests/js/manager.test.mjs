@@ -386,3 +386,24 @@ test('window.loadModel-style use: a second call for a loading model shares the p
   assert.equal(ES.instances.length, 1);
   manager.cleanup();
 });
+
+test('a model that loads or unloads brings the summary line up to date from the server', async () => {
+  const evicted = CASES['evicted for the limit of loaded models'];
+  const { document, ES, manager, timers } = setup({
+    routes: {
+      'GET /api/llm/models': () => ({
+        body: { models: [{ id: DEMO, view: evicted.view, last_event: evicted.event }], summary: '1 model' },
+      }),
+    },
+  });
+  const done = manager.loadModelWithSSE(DEMO);
+  const es = ES.last();
+  es.open();
+  es.emit('progress', ev('connecting', 11));
+  es.emit('progress', ev('loaded', 12));
+  await done;
+  await timers.advance(5000);
+  assert.equal(document.getElementById('library-summary').textContent, '1 model');
+  // The evicted card says why, in the presenter's words.
+  assert.match(card(document).textContent, /to make room for Other 3B: at most 1 model loaded at once/);
+});

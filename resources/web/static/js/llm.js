@@ -536,6 +536,8 @@ export class LLMManager {
       this.grid.append(card);
       this._syncEmpty();
       this._scheduleRefresh(); // its place in the list and the summary line
+    } else if (previous && previous.state !== view.state) {
+      this._scheduleRefresh(); // a model loaded or unloaded: the summary line counts them
     }
     const active = this.document.activeElement;
     const hadFocus = card.contains(active);
