@@ -163,7 +163,7 @@ class Need:
     rule asked of hypothetical free memory (after some unloads)."""
 
     ram: int
-    vram: int
+    vram: int  # expected on the GPU (0 on the CPU): recorded, so evicting it later counts it
     fits: Callable[[int, int], bool]
     title: str
 
@@ -213,6 +213,16 @@ def plan_room(
             )
     in_use = ", ".join(r.model for r in busy)
     raise NoRoom(f"The models in use ({in_use}) hold the room {need.title} needs", wait=True)
+
+
+def gpu_share(verdict: fit.FitVerdict) -> int:
+    """The GPU memory a load judged so is expected to take: all of the estimate on the GPU,
+    the offloaded layers' share of it when split, none on the CPU."""
+    if verdict.verdict == "gpu":
+        return verdict.estimate.total
+    if verdict.verdict == "partial" and verdict.total_layers:
+        return verdict.estimate.total * verdict.gpu_layers // (verdict.total_layers + 1)
+    return 0
 
 
 # -- the log of requests --------------------------------------------------------------------
@@ -393,7 +403,8 @@ class ModelServing:
                 )
                 if busy:
                     after = state.seq
-                elif self._make_room(entry, time.monotonic() >= room_deadline):
+                elif need := self._make_room(entry, time.monotonic() >= room_deadline):
+                    self._vram[model] = need.vram  # what unloading it later gives back
                     after = self.engine.bus.last_seq
                     self.engine.load(
                         entry.path,
@@ -487,12 +498,17 @@ class ModelServing:
             return verdict.verdict != "no"
 
         estimate = fit.estimate(shape, n_ctx)
-        return Need(ram=estimate.total + host, vram=0, fits=fits, title=entry.display_name)
+        now = fit.assess(
+            shape, n_ctx, ram, gpus, gpu_layers=options.n_gpu_layers, llama_build=build
+        )
+        return Need(
+            ram=estimate.total + host, vram=gpu_share(now), fits=fits, title=entry.display_name
+        )
 
-    def _make_room(self, entry: ModelEntry, last_try: bool) -> bool:
-        """Unload what `plan_room` says and return True; False when models in use hold the
-        room (the caller waits for them); out_of_memory when no room can be made, or when
-        waiting has lasted long enough (`last_try`)."""
+    def _make_room(self, entry: ModelEntry, last_try: bool) -> Need | None:
+        """Unload what `plan_room` says and return what the model needs; None when models in
+        use hold the room (the caller waits for them); out_of_memory when no room can be
+        made, or when waiting has lasted long enough (`last_try`)."""
         need = self.need_of(entry)
         ram = self.read_ram()
         gpus = self.engine.gpu_monitor.read()
@@ -507,7 +523,7 @@ class ModelServing:
             )
         except NoRoom as exc:
             if exc.wait and not last_try:
-                return False
+                return None
             raise ModelError(ErrorKind.OUT_OF_MEMORY, str(exc)) from None
         for resident, limit in room.evict:
             reason = Reason(
@@ -518,7 +534,7 @@ class ModelServing:
                 max_loaded=self.policy.max_loaded if limit == LIMIT_COUNT else None,
             )
             self._unload_and_wait(resident.model, reason)
-        return True
+        return need
 
     def _unload_and_wait(self, model: str, reason: Reason) -> None:
         after = self.engine.bus.last_seq

@@ -53,8 +53,14 @@ STATUS_OF_KIND: dict[ErrorKind, int] = {
     ErrorKind.TIMEOUT: 504,
     ErrorKind.ENGINE_CRASHED: 500,
 }
-ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
-ROLES["tool"] = "tool"
+# OpenAI's roles as chat templates know them ("developer" is the newer name of "system").
+ROLES = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+    "tool": "tool",
+}
 SAMPLING_RANGES: dict[str, tuple[float, float]] = {
     "temperature": (0.0, 2.0),
     "top_p": (0.0, 1.0),

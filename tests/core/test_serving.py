@@ -14,6 +14,7 @@ from llm_desktop.core.serving import (
     Need,
     NoRoom,
     Resident,
+    gpu_share,
     parse_keep_alive,
     parse_size,
     plan_room,
@@ -176,3 +177,18 @@ def test_a_stop_word_ends_the_text_before_it():
     out.add("one\n")
     assert out.add("\ntwo")
     assert "".join(sent) == "one" and out.stopped
+
+
+def test_gpu_share_is_what_a_verdict_puts_on_the_gpu():
+    from llm_desktop.core.fit import FitVerdict, MemoryEstimate
+
+    estimate = MemoryEstimate(
+        weights=3_000 * MB, kv_cache=500 * MB, compute=500 * MB, total=4_000 * MB
+    )
+
+    def verdict(kind: str, layers: int) -> FitVerdict:
+        return FitVerdict(kind, layers, 31, estimate, 0, 0, None, "")
+
+    assert gpu_share(verdict("gpu", 32)) == 4_000 * MB
+    assert gpu_share(verdict("partial", 16)) == 2_000 * MB
+    assert gpu_share(verdict("cpu", 0)) == 0
