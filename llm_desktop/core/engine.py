@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from llm_desktop.core import generation, hardware
 from llm_desktop.core.bus import EventBus, EventStream
 from llm_desktop.core.events import (
-    ERROR_MESSAGES,
     ErrorKind,
     ModelError,
     ModelState,
@@ -26,7 +25,7 @@ from llm_desktop.core.events import (
     Reason,
     Stage,
 )
-from llm_desktop.core.generation import EMBEDDING, Reply, ReplyRequest
+from llm_desktop.core.generation import Reply, ReplyRequest
 from llm_desktop.core.host.client import HostPool
 from llm_desktop.core.model_names import model_id as file_model_id
 from llm_desktop.core.model_names import split_parts
@@ -152,9 +151,7 @@ class Engine:
         session = self._session(model)
         if session is None or session.state is not ModelState.LOADED:
             raise ModelError(ErrorKind.NOT_FOUND, "The model is not loaded")
-        if session.embedding != (request.mode == EMBEDDING):
-            kind = ErrorKind.CANNOT_GENERATE if session.embedding else ErrorKind.CANNOT_EMBED
-            raise ModelError(kind, ERROR_MESSAGES[kind])
+        generation.check_mode(session.embedding, request.mode)
         reply = Reply(request, sink)
         reply.on_cancel = lambda cancelled: session.request(Request("stop", cancelled))
         session.request(Request("reply", reply))

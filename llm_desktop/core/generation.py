@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from llm_desktop.core.events import ErrorInfo, ErrorKind, ModelError
+from llm_desktop.core.events import ERROR_MESSAGES, ErrorInfo, ErrorKind, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -134,12 +134,6 @@ class Reply:
             self.on_cancel(self)
 
     @property
-    def seconds_to_first_piece(self) -> float | None:
-        if self.first_piece_at is None:
-            return None
-        return self.first_piece_at - self.queued_at
-
-    @property
     def tokens_per_second(self) -> float | None:
         """Generation speed: tokens after the first over the time after the first, as llama.cpp
         reports it (the first token's wait is the prompt's)."""
@@ -168,6 +162,16 @@ def stream(
     finally:
         started.cancel()
     raise_for(started)
+
+
+def check_mode(makes_embeddings: bool, mode: str, title: str | None = None) -> None:
+    """Refuse a request the model cannot answer: text of an embedding model, or embeddings
+    of a text model (`title`, when given, names the model in the message)."""
+    if makes_embeddings == (mode == EMBEDDING):
+        return
+    kind = ErrorKind.CANNOT_GENERATE if makes_embeddings else ErrorKind.CANNOT_EMBED
+    words = ERROR_MESSAGES[kind]
+    raise ModelError(kind, f"{title}: {words}" if title else words)
 
 
 def raise_for(reply: Reply) -> None:

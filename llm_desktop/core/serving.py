@@ -394,9 +394,8 @@ class ModelServing:
             with self._lock:
                 state = self.engine.state(model)
                 if state is not None and state.stage is Stage.COMPLETE:
-                    lease = self._hold(model, keep_alive_s, loaded_for_it)
-                    lease.arrived, lease.started_wall = arrived, arrived_wall
-                    return lease
+                    lease = Lease(self, model, loaded_for_it, arrived, arrived_wall)
+                    return self._hold(lease, keep_alive_s)
                 busy = state is not None and state.state in (
                     ModelState.LOADING,
                     ModelState.UNLOADING,
@@ -421,11 +420,11 @@ class ModelServing:
             loaded_for_it = True
             self._await_settled(model, after, deadline)
 
-    def _hold(self, model: str, keep_alive_s, loaded_for_it: bool) -> Lease:
-        self._leases[model] = self._leases.get(model, 0) + 1
+    def _hold(self, lease: Lease, keep_alive_s) -> Lease:
+        self._leases[lease.model] = self._leases.get(lease.model, 0) + 1
         if keep_alive_s is not UNSET:
-            self._request_keep_alive[model] = keep_alive_s
-        return Lease(self, model, loaded_for_it)
+            self._request_keep_alive[lease.model] = keep_alive_s
+        return lease
 
     def _release(self, lease: Lease) -> None:
         with self._lock:

@@ -26,13 +26,14 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from llm_desktop.core.events import ERROR_MESSAGES, ErrorKind, ModelError
+from llm_desktop.core.events import ErrorKind, ModelError
 from llm_desktop.core.generation import (
     CHAT,
     COMPLETION,
     EMBEDDING,
     Reply,
     ReplyRequest,
+    check_mode,
 )
 from llm_desktop.core.serving import InvalidDuration, Lease, ModelServing, parse_keep_alive
 from llm_desktop.server.guard import BodyTooLarge, error_payload
@@ -271,9 +272,7 @@ class OpenAiApi:
         listed = self.server.store.model(model)
         if listed is None:
             raise ModelError(ErrorKind.NOT_FOUND, f"The model {model!r} does not exist")
-        if listed.entry.makes_embeddings != (mode == EMBEDDING):
-            kind = ErrorKind.CANNOT_EMBED if mode == EMBEDDING else ErrorKind.CANNOT_GENERATE
-            raise ModelError(kind, f"{listed.entry.display_name}: {ERROR_MESSAGES[kind]}")
+        check_mode(listed.entry.makes_embeddings, mode, listed.entry.display_name)
         return model
 
     @staticmethod
