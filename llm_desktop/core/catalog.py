@@ -106,6 +106,9 @@ class ModelEntry:
     # Characters of the file's own chat template (None: it has none, as base models do; chat
     # then uses llama.cpp's built-in template of its family).
     chat_template_size: int | None = None
+    # The remote engine that lists it ("lab-gpu"; `path` is then its id there); None for a
+    # file on this machine.
+    engine: str | None = None
 
     @property
     def makes_embeddings(self) -> bool:

@@ -34,13 +34,18 @@ class Stage(StrEnum):
     RETRYING = "retrying"  # the connection dropped or stalled: waiting to resume where it stopped
     PAUSED = "paused"  # stopped by the person; the partial file is kept for resuming
     VERIFYING = "verifying"  # sha256 of the whole file, then its GGUF header
+    # A remote router's model whose process dropped its weights after `--sleep-idle-seconds`;
+    # the router wakes it (a load) at its next request.
+    SLEEPING = "sleeping"
 
     @property
     def is_terminal(self) -> bool:
         return self in TERMINAL_STAGES
 
 
-TERMINAL_STAGES = frozenset({Stage.COMPLETE, Stage.FAILED, Stage.CANCELLED, Stage.UNLOADED})
+TERMINAL_STAGES = frozenset(
+    {Stage.COMPLETE, Stage.FAILED, Stage.CANCELLED, Stage.UNLOADED, Stage.SLEEPING}
+)
 
 # The part of 0–100 that each load stage occupies. Only `loading` moves inside its band (by
 # bytes); the others mark their start, so pct never claims work that has not happened.
@@ -55,6 +60,7 @@ STAGE_BANDS: dict[Stage, tuple[float, float]] = {
     Stage.COMPLETE: (100.0, 100.0),
     Stage.UNLOADING: (0.0, 0.0),
     Stage.UNLOADED: (100.0, 100.0),
+    Stage.SLEEPING: (100.0, 100.0),
 }
 
 
@@ -154,6 +160,7 @@ class ModelState(StrEnum):
     CANCELLED = "cancelled"
     UNLOADING = "unloading"
     UNREADABLE = "unreadable"  # the catalog could not read the file: it cannot be loaded
+    SLEEPING = "sleeping"  # a remote model asleep: listed as running, its weights freed
 
 
 @dataclass(frozen=True)
@@ -222,6 +229,8 @@ class ProgressEvent:
     result_path: str | None = None
     # Loads and unloads the engine did on its own (a request, keep-alive, eviction): why.
     reason: Reason | None = None
+    # The remote engine that did it ("lab-gpu"); None for this machine's model hosts.
+    engine: str | None = None
     ts: float = field(default=0.0, compare=False)
 
     @property
@@ -272,6 +281,8 @@ def state_for_stage(stage: Stage) -> ModelState:
         return ModelState.UNLOADING
     if stage is Stage.UNLOADED:
         return ModelState.UNLOADED
+    if stage is Stage.SLEEPING:
+        return ModelState.SLEEPING
     return ModelState.LOADING
 
 

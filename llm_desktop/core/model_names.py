@@ -41,10 +41,10 @@ def model_id_for(path: str, real_path: str) -> str:
     # blob is named by its hash, though, so there the name the link gives is the readable one.
     real_name = os.path.basename(real_path)
     name = real_name if _GGUF_SUFFIX.search(real_name) else os.path.basename(path)
-    return f"{_slug(clean_stem(name))}-{digest[:ID_HASH_CHARS]}"
+    return f"{slug(clean_stem(name))}-{digest[:ID_HASH_CHARS]}"
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     slug = _NOT_SLUG.sub("-", text.lower()).strip("-")
     return slug[:SLUG_MAX_CHARS].rstrip("-") or "model"
 
