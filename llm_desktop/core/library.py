@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +56,10 @@ class ModelLibrary:
         # this run only). The file itself is never deleted.
         self.hidden_path = hidden_path
         self._hidden: set[str] = self._read_hidden()
+        # The models remote engines list (`EngineSet.remote_entries`), as last heard from them:
+        # no network call happens during a refresh. They get no fit verdict: we do not know
+        # the remote machine's memory, and do not guess it.
+        self.remote_entries: Callable[[], list[catalog.ModelEntry]] | None = None
 
     def refresh(self) -> list[LibraryModel]:
         """Scan the folders again (disk reads: call it off any event loop or GUI thread)."""
@@ -68,6 +72,8 @@ class ModelLibrary:
                     continue
                 verdict = entry_verdict(entry, snapshot, self.n_ctx)
                 models[entry.id] = LibraryModel(entry, verdict)
+            for entry in self.remote_entries() if self.remote_entries else ():
+                models[entry.id] = LibraryModel(entry, None)
             with self._lock:
                 self._models = models
                 self._hardware = snapshot

@@ -34,6 +34,7 @@ from llm_desktop.core.events import (
 from llm_desktop.core.fit import FitVerdict, default_context, format_bytes
 from llm_desktop.core.hardware import HardwareSnapshot
 from llm_desktop.core.options import LoadOptions
+from llm_desktop.core.remote_engine import ConnectionStatus
 
 STAGE_LABELS: dict[Stage, str] = {
     Stage.CONNECTING: "Connecting",
@@ -48,6 +49,7 @@ STAGE_LABELS: dict[Stage, str] = {
     Stage.CANCELLED: "Cancelled",
     Stage.UNLOADING: "Unloading",
     Stage.UNLOADED: "Not loaded",
+    Stage.SLEEPING: "Asleep",
 }
 
 STATE_LABELS: dict[ModelState, str] = {
@@ -58,6 +60,15 @@ STATE_LABELS: dict[ModelState, str] = {
     ModelState.CANCELLED: "Cancelled",
     ModelState.UNLOADING: "Unloading",
     ModelState.UNREADABLE: "Unreadable",
+    ModelState.SLEEPING: "Asleep",
+}
+
+# Where a card's model runs: this machine's model hosts, or a remote engine by its name.
+THIS_MACHINE = "This machine"
+CONNECTION_LABELS = {
+    "connecting": "Connecting",
+    "connected": "Connected",
+    "disconnected": "Unreachable",
 }
 
 FIT_LABELS = {
@@ -124,6 +135,12 @@ class ActionId(StrEnum):
     QUANTIZE = "quantize"  # write a smaller copy of a model (the desktop card's menu)
 
 
+# What a card of a remote model can do: the router loads, cancels and unloads; replies go to
+# its own API, and its files are its own to remove.
+REMOTE_ACTIONS = frozenset(
+    {ActionId.LOAD, ActionId.CANCEL, ActionId.UNLOAD, ActionId.RETRY, ActionId.DETAILS}
+)
+
 RETRY = "Retry"
 RETRY_FEWER_GPU_LAYERS = "Retry with fewer GPU layers"
 RETRY_SMALLER_CONTEXT = "Retry with a smaller context"
@@ -174,6 +191,11 @@ class CardView:
     announcement: str  # what a screen reader should hear for this change
     settings_editable: bool
     seq: int = 0  # the event this view was made from; 0 before any
+    # Where it runs ("This machine", "lab-gpu"), and for a remote engine, its connection in a
+    # word ("Connected", "Unreachable") and in a line (`connection_line`).
+    source: str = THIS_MACHINE
+    source_state: str = ""
+    source_detail: str = ""
 
     def action(self, action_id: ActionId) -> Action | None:
         return next((action for action in self.actions if action.id is action_id), None)
@@ -224,6 +246,8 @@ class Notice:
 
 def facts_line(entry: ModelEntry) -> str:
     """ "llama · 7B · Q4_K_M · 4,096 ctx · 4.1 GB": what the model is, in one line."""
+    if entry.engine is not None:
+        return remote_facts_line(entry)
     if entry.error:  # the card's detail line says why
         return FACTS_SEPARATOR.join(("Unreadable file", format_bytes(entry.file_size)))
     facts = [
@@ -238,6 +262,59 @@ def facts_line(entry: ModelEntry) -> str:
     if entry.source != "folder":
         facts.append(SOURCE_LABELS.get(entry.source, entry.source.capitalize()))
     return FACTS_SEPARATOR.join(fact for fact in facts if fact)
+
+
+def remote_facts_line(entry: ModelEntry) -> str:
+    """ "on lab-gpu · 134M params · F32 · 2,048 ctx · 535 KB": what the router has told. It
+    lists nothing of a model before loading it, and nothing here is guessed in its place."""
+    facts = [f"on {entry.engine}"]
+    if entry.parameter_count:
+        facts.append(f"{format_count(entry.parameter_count)} params")
+    if entry.quantization and entry.quantization != "?":
+        facts.append(entry.quantization)
+    if entry.context_length:
+        facts.append(f"{entry.context_length:,} ctx")
+    if entry.file_size:
+        facts.append(format_bytes(entry.file_size))
+    if len(facts) == 1:
+        facts.append("details once loaded: the router lists none before")
+    return FACTS_SEPARATOR.join(facts)
+
+
+def format_count(count: int) -> str:
+    """ "134M", "7.2B": a parameter count at a glance."""
+    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if count >= size:
+            value = count / size
+            return f"{value:.1f}{suffix}" if value < 10 else f"{value:.0f}{suffix}"
+    return str(count)
+
+
+def connection_line(status: ConnectionStatus | None) -> str:
+    """ "Connected · 3 models, 1 loaded · at most 2 loaded at once · build b4567", or why not."""
+    if status is None:
+        return ""
+    label = CONNECTION_LABELS.get(status.state, status.state)
+    if status.state == "disconnected":
+        parts = [label]
+        if status.error is not None:
+            parts.append(status.error.message)
+        if status.retry_in_s is not None:
+            parts.append(f"retrying in {format_seconds(status.retry_in_s)}")
+        return FACTS_SEPARATOR.join(parts)
+    if status.state == "connecting":
+        return f"{label} to {status.url}…"
+    count = f"{status.models} model{'' if status.models == 1 else 's'}"
+    parts = [label, count + (f", {status.loaded} loaded" if status.loaded else "")]
+    if status.max_loaded:
+        parts.append(f"at most {status.max_loaded} loaded at once")
+    if status.gap_s is not None:
+        parts.append(f"back after {format_seconds(status.gap_s)} unreachable")
+    if status.error is not None:
+        parts.append(status.error.message)
+    if status.build:
+        parts.append(f"llama.cpp {status.build}")
+    return FACTS_SEPARATOR.join(parts)
 
 
 def titles(entries: Iterable[ModelEntry]) -> dict[str, str]:
@@ -294,20 +371,31 @@ def card_view(
     title: str | None = None,
     options: LoadOptions | None = None,
     offers: frozenset[ActionId] | None = None,
+    connection: ConnectionStatus | None = None,
 ) -> CardView:
     """The card of `entry` after `event` (None: nothing has happened to it yet). `offers`
-    limits the actions to those the surface can carry out (None: all)."""
+    limits the actions to those the surface can carry out (None: all); `connection` is the
+    remote engine's, for a model it lists."""
     title = title or entry.display_name
     options = options or LoadOptions()
+    remote = entry.engine is not None
+    if remote:
+        offers = REMOTE_ACTIONS if offers is None else offers & REMOTE_ACTIONS
     if event is None:
         state = ModelState.UNREADABLE if entry.error else ModelState.UNLOADED
     else:
         state = event.state
     stage = event.stage if event is not None else Stage.UNLOADED
     busy = state in (ModelState.LOADING, ModelState.UNLOADING)
-    indeterminate = stage in INDETERMINATE_STAGES
     pct = int(event.pct) if event is not None and stage is not Stage.UNLOADED else 0
+    indeterminate = stage in INDETERMINATE_STAGES or (
+        # A router reports a load's start and end, with nothing between (measured): until it
+        # reports a value, the bar says "busy" rather than sit at 0.
+        remote and stage in (Stage.LOADING, Stage.CONNECTING) and pct == 0
+    )
     stage_label = STAGE_LABELS[stage]
+    if remote and stage is Stage.LOADING:
+        stage_label = f"Loading on {entry.engine}"
     error = _error_of(entry, event, state)
     return CardView(
         model=entry.id,
@@ -334,9 +422,13 @@ def card_view(
         ),
         error=error,
         announcement=announcement(title, event, state, error),
-        settings_editable=state not in (ModelState.LOADING, ModelState.UNLOADING)
+        settings_editable=not remote
+        and state not in (ModelState.LOADING, ModelState.UNLOADING, ModelState.SLEEPING)
         and state is not ModelState.LOADED,
         seq=event.seq if event is not None else 0,
+        source=entry.engine or THIS_MACHINE,
+        source_state=CONNECTION_LABELS.get(connection.state, "") if connection else "",
+        source_detail=connection_line(connection),
     )
 
 
@@ -373,6 +465,8 @@ def _actions(
         )
     if state is ModelState.LOADING:
         return (make(ActionId.CANCEL, "Cancel", "Cancel loading (Esc)"),)
+    if state is ModelState.SLEEPING:
+        return (make(ActionId.UNLOAD, "Unload", "Stop the model's process on its engine"),)
     if state is ModelState.LOADED:
         return (
             make(ActionId.UNLOAD, "Unload", "Unload the model and free its memory"),
@@ -487,6 +581,17 @@ def detail_line(event: ProgressEvent) -> str:
         if event.timeline:
             parts.append(", ".join(f"{name} {format_seconds(s)}" for name, s in event.timeline))
         return _with_reason(FACTS_SEPARATOR.join(parts), event)
+    if event.engine is not None and event.stage is Stage.LOADING:
+        # The router's progress is coarse (its start, one value, its end): say so, with the
+        # time it has taken, which is measured here.
+        parts = [
+            f"{event.engine} reported {event.pct:.0f}%"
+            if event.pct
+            else f"{event.engine} reports only the start and the end of a load"
+        ]
+        if event.elapsed_s is not None and event.elapsed_s >= 0.05:
+            parts.append(f"{format_seconds(event.elapsed_s)} so far")
+        return FACTS_SEPARATOR.join(parts)
     if event.stage in INDETERMINATE_STAGES and event.elapsed_s is not None:
         # No fraction to show (llama.cpp measures none): how long so far, and, labelled as an
         # estimate, what the same load took here before.
@@ -560,6 +665,8 @@ def notice_for(view: CardView, event: ProgressEvent) -> Notice | None:
         )
     if event.stage is Stage.CANCELLED:
         return Notice(NoticeKind.INFO, f"Loading {title} cancelled", key, model=event.model)
+    if event.stage is Stage.SLEEPING:
+        return Notice(NoticeKind.INFO, f"{title}: {event.message}", key, model=event.model)
     if event.stage is Stage.UNLOADED:
         if event.reason is not None:
             # The engine chose this: say why first, so nobody wonders where the model went.

@@ -17,6 +17,7 @@ from llm_desktop.core.events import TRANSFER_OPS, ModelState, ProgressEvent
 from llm_desktop.core.library import LibraryModel
 from llm_desktop.core.options import LoadOptions
 from llm_desktop.core.presenter import CardView, Notice
+from llm_desktop.core.remote_engine import ConnectionStatus
 from llm_desktop.core.transfer_presenter import TransferView
 
 
@@ -56,6 +57,7 @@ class ModelStore:
         self._events: dict[str, ProgressEvent] = {}
         self._options: dict[str, LoadOptions] = {}
         self._transfers: dict[str, ProgressEvent] = {}  # insertion order: oldest first
+        self._connections: dict[str, ConnectionStatus] = {}  # remote engines, by name
 
     # -- inputs -------------------------------------------------------------------------------
 
@@ -72,6 +74,20 @@ class ModelStore:
             self._models = fresh
             self._titles = presenter.titles(model.entry for model in fresh.values())
             return self.views()
+
+    def set_connections(self, statuses: Iterable[ConnectionStatus]) -> list[CardView]:
+        """The remote engines' connections as they stand now; the views of their models."""
+        with self._lock:
+            self._connections = {status.name: status for status in statuses}
+            return [
+                self._view(model_id, self._events.get(model_id))
+                for model_id, model in self._models.items()
+                if model.entry.engine is not None
+            ]
+
+    def connections(self) -> list[ConnectionStatus]:
+        with self._lock:
+            return list(self._connections.values())
 
     def apply(self, event: ProgressEvent) -> Change | TransferChange | None:
         """Record `event`; the change it makes to its model's card or its transfer's row
@@ -175,4 +191,5 @@ class ModelStore:
             title=self._titles.get(model_id),
             options=self._options.get(model_id),
             offers=self.offers,
+            connection=self._connections.get(model.entry.engine or ""),
         )
