@@ -18,8 +18,11 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import select
 import socket
+import ssl
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -125,33 +128,52 @@ class RouterClient:
 
     @contextlib.contextmanager
     def events(self, read_timeout: float) -> Iterator[EventReader]:
-        """`GET /models/sse`, open: a reader of its frames (`EventReader.next`)."""
-        connection = self._connection(self.timeout)
+        """`GET /models/sse`, open: a reader of its frames (`EventReader.next`).
+
+        The stream is read from a plain socket with `select`, not through `http.client`: a
+        socket file that once timed out refuses every later read, and a quiet stream times
+        out all the time (the router sends no heartbeat)."""
         try:
+            sock = socket.create_connection((self.address.host, self.address.port), self.timeout)
+        except OSError as exc:
+            raise self._unreachable(exc) from None
+        try:
+            if self.address.scheme == "https":
+                context = ssl.create_default_context()
+                sock = context.wrap_socket(sock, server_hostname=self.address.host)
+            lines = [
+                f"GET {self.address.prefix}/models/sse HTTP/1.1",
+                f"Host: {self.address.host}:{self.address.port}",
+                "Accept: text/event-stream",
+                "Connection: close",
+                *(
+                    f"{name}: {value}"
+                    for name, value in self._headers().items()
+                    if name != "Accept"
+                ),
+            ]
+            reader = EventReader(sock, read_timeout)
             try:
-                connection.request(
-                    "GET", self.address.prefix + "/models/sse", None, self._headers()
-                )
-                response = connection.getresponse()
-            except (OSError, http.client.HTTPException) as exc:
+                sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+                status, chunked = reader.read_head(self.timeout)
+            except (OSError, ValueError) as exc:
                 raise self._unreachable(exc) from None
-            if response.status >= 400:
-                raw = response.read()
+            if status >= 400:
+                raw = reader.read_rest(self.timeout)
                 try:
                     data = json.loads(raw or b"null")
                 except ValueError:
                     data = None
-                raise self._refusal(response.status, data, "/models/sse")
-            sock = connection.sock
+                raise self._refusal(status, data, "/models/sse")
+            reader.chunked = chunked
             with self._stream_lock:
                 self._stream_sock = sock
-            if sock is not None:
-                sock.settimeout(read_timeout)
-            yield EventReader(self, response, sock)
+            yield reader
         finally:
             with self._stream_lock:
                 self._stream_sock = None
-            connection.close()
+            with contextlib.suppress(OSError):
+                sock.close()
 
     def break_stream(self) -> None:
         """Shut the open stream's socket down (from another thread): its read ends at once."""
@@ -222,42 +244,117 @@ def router_refusal(name: str, status: int, message: str, detail: tuple[str, ...]
 
 
 class EventReader:
-    """Frames of an open `/models/sse` stream, one `next()` at a time."""
+    """Frames of an open `/models/sse` stream, one `next()` at a time, from the socket itself:
+    HTTP/1.1 chunks decoded here, a frame's lines kept across timeouts."""
 
-    def __init__(self, client: RouterClient, response: http.client.HTTPResponse, sock):
-        self._client = client
-        self._response = response
+    def __init__(self, sock: socket.socket, read_timeout: float):
         self._sock = sock
+        self._timeout = read_timeout
+        self._raw = b""  # bytes received and not yet decoded
+        self._text = b""  # the stream's body, decoded, not yet split into lines
+        self._chunk_left: int | None = None  # bytes left of the current chunk; None: a size next
+        self._ended = False
         self._data: list[str] = []
+        self.chunked = False
 
     def set_timeout(self, seconds: float) -> None:
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.settimeout(seconds)
+        self._timeout = seconds
+
+    def read_head(self, timeout: float) -> tuple[int, bool]:
+        """The status and whether the body is chunked."""
+        deadline = time.monotonic() + timeout
+        while b"\r\n\r\n" not in self._raw:
+            if not self._receive(max(0.0, deadline - time.monotonic())):
+                raise TimeoutError("no answer")
+        head, self._raw = self._raw.split(b"\r\n\r\n", 1)
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        status = int(status_line.split(" ", 2)[1])
+        headers = {
+            name.strip().lower(): value.strip()
+            for name, _, value in (line.partition(":") for line in header_lines)
+        }
+        return status, "chunked" in headers.get("transfer-encoding", "").lower()
+
+    def read_rest(self, timeout: float) -> bytes:
+        """An error answer's body (the router closes after it)."""
+        deadline = time.monotonic() + timeout
+        while self._receive(max(0.0, deadline - time.monotonic())):
+            pass
+        body = self._raw
+        if body[:1] not in (b"{", b"["):  # a chunked body: drop the size lines
+            body = b"".join(part for part in body.split(b"\r\n")[1::2])
+        return body
 
     def next(self) -> dict[str, Any]:
         """The next frame; `StreamSilent` when nothing came for the read timeout, and
-        `StreamClosed` when the stream ended. Lines of a frame never get lost to a timeout:
-        the parts already read stay in `_data` for the next call."""
+        `StreamClosed` when the stream ended."""
         while True:
-            try:
-                # The router sends the stream chunked: the response's own readline undoes that.
-                line = self._response.readline()
-            except TimeoutError:
-                raise StreamSilent() from None
-            except (OSError, http.client.HTTPException, ValueError) as exc:
-                raise StreamClosed(str(exc)) from None
-            if not line:
-                raise StreamClosed("the router closed the stream")
-            text = line.decode("utf-8", "replace").rstrip("\r\n")
-            if text.startswith("data:"):
-                self._data.append(text[5:].lstrip())
-                continue
-            if text == "" and self._data:
-                payload, self._data = "\n".join(self._data), []
-                try:
-                    frame = json.loads(payload)
-                except ValueError:
-                    continue  # not a frame we can read; the next resync corrects any gap
-                if isinstance(frame, dict):
+            while b"\n" in self._text:
+                raw_line, self._text = self._text.split(b"\n", 1)
+                frame = self._line(raw_line.decode("utf-8", "replace").rstrip("\r"))
+                if frame is not None:
                     return frame
+            if self._ended:
+                raise StreamClosed("the router ended the stream")
+            try:
+                received = self._receive(self._timeout)
+            except OSError as exc:
+                raise StreamClosed(str(exc)) from None
+            if received is None:
+                raise StreamSilent()
+            if not received:
+                raise StreamClosed("the router closed the stream")
+            self._decode()
+
+    def _receive(self, timeout: float) -> bytes | None:
+        """Bytes from the socket (b"" at its end), or None when none came within `timeout`."""
+        pending = isinstance(self._sock, ssl.SSLSocket) and self._sock.pending()
+        if not pending:
+            ready, _, _ = select.select([self._sock], [], [], timeout)
+            if not ready:
+                return None
+        try:
+            data = self._sock.recv(65536)
+        except ssl.SSLWantReadError:
+            return None
+        self._raw += data
+        return data
+
+    def _decode(self) -> None:
+        if not self.chunked:
+            self._text += self._raw
+            self._raw = b""
+            return
+        while self._raw:
+            if self._chunk_left is None:
+                if b"\r\n" not in self._raw:
+                    return
+                size_line, self._raw = self._raw.split(b"\r\n", 1)
+                size = int(size_line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self._ended = True
+                    return
+                self._chunk_left = size
+            if self._chunk_left > 0:
+                part = self._raw[: self._chunk_left]
+                self._raw = self._raw[len(part) :]
+                self._text += part
+                self._chunk_left -= len(part)
+            if self._chunk_left == 0:
+                if len(self._raw) < 2:
+                    return
+                self._raw = self._raw[2:]  # the CRLF after the chunk
+                self._chunk_left = None
+
+    def _line(self, text: str) -> dict[str, Any] | None:
+        if text.startswith("data:"):
+            self._data.append(text[5:].lstrip())
+            return None
+        if text == "" and self._data:
+            payload, self._data = "\n".join(self._data), []
+            try:
+                frame = json.loads(payload)
+            except ValueError:
+                return None  # not a frame we can read; the next resync corrects any gap
+            return frame if isinstance(frame, dict) else None
+        return None
