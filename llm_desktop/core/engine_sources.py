@@ -17,6 +17,7 @@ import re
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -63,13 +64,18 @@ def name_for_url(url: str) -> str:
     return text[:32].rstrip("-") or "router"
 
 
+SYSTEM_KEYRING = object()  # KeyStore's default backend: whatever the system offers
+
+
 class KeyStore:
     """API keys by source name: the system keyring where one works, else this run's memory."""
 
-    def __init__(self, backend=None) -> None:
+    def __init__(self, backend: object = SYSTEM_KEYRING) -> None:
+        """`backend`: a keyring backend, None for this run's memory only, or (the default)
+        the system's keyring where one works."""
         self._memory: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._keyring = backend if backend is not None else _system_keyring()
+        self._keyring: Any = _system_keyring() if backend is SYSTEM_KEYRING else backend
 
     @property
     def persistent(self) -> bool:
