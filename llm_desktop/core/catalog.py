@@ -109,6 +109,9 @@ class ModelEntry:
     # The remote engine that lists it ("lab-gpu"; `path` is then its id there); None for a
     # file on this machine.
     engine: str | None = None
+    # What that engine will run it with, as far as its command line says (`router_options`).
+    engine_context: int | None = None
+    engine_gpu_layers: int | None = None
 
     @property
     def makes_embeddings(self) -> bool:

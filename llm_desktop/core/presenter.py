@@ -278,6 +278,11 @@ def remote_facts_line(entry: ModelEntry) -> str:
         facts.append(format_bytes(entry.file_size))
     if len(facts) == 1:
         facts.append("details once loaded: the router lists none before")
+    # Set on the router (its preset or command line), never per load: it accepts none.
+    if entry.engine_context is not None:
+        facts.append(f"runs with {entry.engine_context:,} ctx")
+    if entry.engine_gpu_layers is not None:
+        facts.append(f"{entry.engine_gpu_layers} GPU layers")
     return FACTS_SEPARATOR.join(facts)
 
 

@@ -111,12 +111,34 @@ class RouterModel:
     download: deque = field(default_factory=deque)  # (monotonic, bytes done) samples
 
 
+# The router's flags for what a person sets per model (in its preset file or its command line).
+CONTEXT_FLAGS = ("-c", "--ctx-size")
+GPU_LAYER_FLAGS = ("-ngl", "--n-gpu-layers", "--gpu-layers")
+
+
+def router_options(args: tuple[str, ...]) -> tuple[int | None, int | None]:
+    """The context size and GPU layers a router's model process is started with (its
+    `status.args`), None where they are left to llama.cpp's defaults."""
+
+    def value_of(flags: tuple[str, ...]) -> int | None:
+        for index, arg in enumerate(args[:-1]):
+            if arg in flags:
+                try:
+                    return int(args[index + 1])
+                except ValueError:
+                    return None  # "auto", "all": not a number to show as one
+        return None
+
+    return value_of(CONTEXT_FLAGS), value_of(GPU_LAYER_FLAGS)
+
+
 def model_entry(source: str, model: RouterModel) -> catalog.ModelEntry:
     """The card's catalog entry: only what the router lists. It reads no GGUF metadata before
     a load, so shape fields stay unknown until the loaded model's `meta` tells some."""
     meta = model.meta
     context = meta.get("n_ctx_train") or meta.get("n_ctx")
     quantization = str(meta.get("ftype", "")).removeprefix("all ").strip() or "?"
+    context_option, gpu_layers_option = router_options(model.args)
     return catalog.ModelEntry(
         id=model.key,
         path=model.router_id,
@@ -138,6 +160,8 @@ def model_entry(source: str, model: RouterModel) -> catalog.ModelEntry:
         file_size=int(meta.get("size") or 0),
         mtime=0.0,
         engine=source,
+        engine_context=context_option,
+        engine_gpu_layers=gpu_layers_option,
     )
 
 

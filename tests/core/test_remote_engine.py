@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from llm_desktop.core import presenter
 from llm_desktop.core.bus import EventBus
 from llm_desktop.core.demo import DemoSpec, spec_for_size, write_demo_model
 from llm_desktop.core.engine_sources import EngineSource, KeyStore, SourceRegistry
@@ -353,3 +354,26 @@ def test_two_routers_are_two_sources_behind_one_engine_seam(
             assert "closet-box" in (tmp_path / "engines.json").read_text()
         finally:
             engines.shutdown()
+
+
+def test_a_preset_shows_on_the_card_and_an_idle_model_falls_asleep(
+    lab_models: Path, tmp_path: Path
+) -> None:
+    preset = tmp_path / "preset.ini"
+    preset.write_text("[tiny]\nctx-size = 512\nn-gpu-layers = 0\n")
+    with (
+        router(lab_models, preset=preset, sleep_idle_s=1) as process,
+        remote(process.url) as engine,
+    ):
+        engine.wait_connected(10)
+        [tiny] = [entry for entry in engine.entries() if entry.path == "tiny"]
+        assert (tiny.engine_context, tiny.engine_gpu_layers) == (512, 0)
+        assert presenter.facts_line(tiny).endswith("runs with 512 ctx · 0 GPU layers")
+        key = engine.load("tiny")
+        assert engine.wait(key, 20).stage is Stage.COMPLETE
+        asleep = until(lambda: (e := engine.state(key)).stage is Stage.SLEEPING and e)
+        assert asleep.state is ModelState.SLEEPING
+        assert asleep.message == "Asleep on lab-gpu: its next request wakes it"
+        assert process.status("tiny") == "sleeping"
+        assert engine.unload(key)
+        assert engine.wait(key, 20).stage is Stage.UNLOADED

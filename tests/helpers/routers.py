@@ -46,6 +46,7 @@ class RouterProcess:
         api_key: str | None = None,
         models_max: int | None = None,
         sleep_idle_s: int | None = None,
+        preset: Path | None = None,
         log_path: Path | None = None,
     ):
         self.models_dir = models_dir
@@ -57,6 +58,7 @@ class RouterProcess:
             api_key=api_key,
             models_max=models_max,
             sleep_idle_s=sleep_idle_s,
+            preset=preset,
         )
         self.log_path = log_path or models_dir.parent / f"router-{self.port}.log"
         self.process: subprocess.Popen | None = None
