@@ -58,10 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-known", action="store_true", help="skip LM Studio, Hugging Face and Ollama folders"
     )
     models.add_argument("--n-ctx", type=int, default=None, help="context for the fit estimate")
+    add_engine_arguments(models, "list the models of llama.cpp's router at URL instead")
     models.set_defaults(handler=command_models)
 
     load = commands.add_parser("load", help="load a model through a model host")
-    load.add_argument("path", help="a .gguf file (the first part of a split model)")
+    load.add_argument(
+        "path", help="a .gguf file (the first part of a split model); with --engine, the model's id"
+    )
     load.add_argument("--json", action="store_true", help="one event per line; last: outcome")
     load.add_argument("--n-ctx", type=int, default=None, help="context length in tokens")
     load.add_argument("--gpu-layers", type=int, default=None, help="layers to offload")
@@ -78,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument(
         "--stall-timeout", type=float, default=60.0, help="seconds without progress (default 60)"
     )
+    add_engine_arguments(load, "load the model on llama.cpp's router at URL")
     load.set_defaults(handler=command_load)
 
     serve = commands.add_parser("serve", help="serve the llm.js page and SSE API (no window)")
@@ -105,7 +109,43 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also serve test_llm_progress.html; with no models, write a demo model to try it",
     )
+    add_engine_arguments(
+        serve, "also list and load the models of llama.cpp's router at URL (repeatable)"
+    )
     serve.set_defaults(handler=command_serve)
+
+    router = commands.add_parser(
+        "router",
+        help="run llama.cpp's router server here, for other machines to add as a remote engine",
+    )
+    router.add_argument("--models-dir", required=True, metavar="DIR", help="its models' folder")
+    router.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    router.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (0.0.0.0: reachable from others)"
+    )
+    router.add_argument(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help=f"the key clients must send (default: ${ENGINE_KEY_ENV}, else none)",
+    )
+    router.add_argument(
+        "--models-max", type=int, default=None, metavar="N", help="at most N models loaded"
+    )
+    router.add_argument(
+        "--sleep-idle-seconds",
+        type=int,
+        default=None,
+        metavar="S",
+        help="a model idle this long drops its weights until its next request",
+    )
+    router.add_argument(
+        "--models-preset",
+        default=None,
+        metavar="INI",
+        help="per-model settings (context size, GPU layers, …): llama.cpp's preset file",
+    )
+    router.set_defaults(handler=command_router)
 
     search = commands.add_parser("search", help="find GGUF models on the Hugging Face Hub")
     search.add_argument("text", nargs="?", default="", help="words in the repository's name")
@@ -143,6 +183,65 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+ENGINE_KEY_ENV = "LLM_DESKTOP_ENGINE_KEY"
+CONNECT_TIMEOUT_S = 30.0  # the first answer of a router; each request has its own timeout
+
+
+class _AddEngine(argparse.Action):
+    """`--engine URL`: one more router to follow."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        engines = list(getattr(namespace, self.dest, None) or [])
+        engines.append({"url": values, "key": None, "name": None})
+        setattr(namespace, self.dest, engines)
+
+
+class _EngineDetail(argparse.Action):
+    """`--api-key KEY` and `--engine-name NAME`: of the `--engine` before them; given before
+    any, of every engine that names none."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        engines = getattr(namespace, "engines", None) or []
+        field = "key" if self.dest == "api_key" else "name"
+        if engines:
+            engines[-1][field] = values
+        else:
+            setattr(namespace, self.dest, values)
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser, engine_help: str) -> None:
+    parser.add_argument(
+        "--engine", dest="engines", action=_AddEngine, default=[], metavar="URL", help=engine_help
+    )
+    parser.add_argument(
+        "--api-key",
+        action=_EngineDetail,
+        default=None,
+        metavar="KEY",
+        help=f"the router's API key (default: ${ENGINE_KEY_ENV}); never printed",
+    )
+    parser.add_argument(
+        "--engine-name",
+        action=_EngineDetail,
+        default=None,
+        metavar="NAME",
+        help="the name its models show (default: its host and port)",
+    )
+
+
+def engine_sources(args: argparse.Namespace) -> list[tuple[object, str | None]]:
+    """Each `--engine` as a checked source and its key (`--api-key`, else the environment's).
+    `InvalidSource` names a bad name or address."""
+    from llm_desktop.core.engine_sources import EngineSource, name_for_url
+
+    sources = []
+    for engine in args.engines:
+        name = engine["name"] or args.engine_name or name_for_url(engine["url"])
+        key = engine["key"] or args.api_key or os.environ.get(ENGINE_KEY_ENV) or None
+        sources.append((EngineSource.checked(name, engine["url"]), key))
+    return sources
+
+
 def run_app(args: argparse.Namespace) -> int:
     try:
         from llm_desktop.ui.app import run
@@ -156,6 +255,8 @@ def run_app(args: argparse.Namespace) -> int:
 
 
 def command_models(args: argparse.Namespace) -> int:
+    if args.engines:
+        return command_remote_models(args)
     from llm_desktop.core import catalog, presenter
     from llm_desktop.core.library import ModelLibrary
 
@@ -195,10 +296,188 @@ def command_models(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- remote engines: llama.cpp's router on another machine -------------------------------------
+
+
+def open_remote(args: argparse.Namespace, command: str):
+    """The one `--engine` of `models` or `load`, connected: (engine, None), or (None, exit code)
+    with the reason printed. Its first answer decides: the CLI does not retry."""
+    from llm_desktop.core.remote_engine import RemoteEngine
+    from llm_desktop.core.router_client import RouterClient
+
+    if len(args.engines) > 1:
+        print(f"llm-desktop {command}: one --engine at a time", file=sys.stderr)
+        return None, 2
+    try:
+        ((source, key),) = engine_sources(args)
+    except ValueError as exc:
+        print(f"llm-desktop {command}: {exc}", file=sys.stderr)
+        return None, 2
+    answered = threading.Event()
+
+    def changed(remote: RemoteEngine) -> None:
+        if remote.status().state != "connecting":
+            answered.set()
+
+    remote = RemoteEngine(RouterClient(source.name, source.url, key), on_change=changed)
+    remote.start()
+    answered.wait(CONNECT_TIMEOUT_S)
+    status = remote.status()
+    if status.state == "connected":
+        return remote, None
+    remote.shutdown()
+    from llm_desktop.core import presenter
+
+    words = status.error.message if status.error else presenter.connection_line(status)
+    print(f"llm-desktop {command}: {words}", file=sys.stderr)
+    return None, EXIT_FAILED
+
+
+def command_remote_models(args: argparse.Namespace) -> int:
+    """A router's models as the presenter words their cards, under its connection line."""
+    from llm_desktop.core import presenter
+    from llm_desktop.core.library import LibraryModel
+
+    if args.dir or args.no_known or args.n_ctx is not None:
+        print(
+            "llm-desktop models: --dir, --no-known and --n-ctx are for this machine's models, "
+            "not a router's",
+            file=sys.stderr,
+        )
+        return 2
+    remote, failed = open_remote(args, "models")
+    if remote is None:
+        return failed
+    try:
+        status = remote.status()
+        entries = remote.entries()
+        titles = presenter.titles(entries)
+        views = [
+            presenter.card_view(
+                entry, remote.state(entry.id), title=titles[entry.id], connection=status
+            )
+            for entry in entries
+        ]
+    finally:
+        remote.shutdown()
+    if args.json:
+        document = {
+            "engine": {**status.to_dict(), "line": presenter.connection_line(status)},
+            "models": [
+                # The shape of this machine's listing; a remote model has no fit verdict.
+                {**LibraryModel(entry, None).to_dict(), "view": view.to_dict()}
+                for entry, view in zip(entries, views, strict=True)
+            ],
+        }
+        print(json.dumps(document, indent=2))
+        return 0
+    print(f"{status.name}: {presenter.connection_line(status)}")
+    for view in views:
+        print(f"\n{presenter.progress_line(view)}")
+        print(f"  {view.facts}")
+    return 0
+
+
+class RemoteCancel:
+    """Ctrl-C during a router load. The router can stop a model only once it is loading, so a
+    cancel asked for before its first frame is sent when that frame comes."""
+
+    def __init__(self, remote, key: str) -> None:
+        self.remote = remote
+        self.key = key
+        self.wanted = False
+        self.sent = False
+
+    def __call__(self) -> None:
+        self.wanted = True
+        self.send()
+
+    def send(self) -> None:
+        if self.wanted and not self.sent:
+            self.sent = self.remote.cancel(self.key)
+
+
+def remote_presentation(remote, router_id: str):
+    """The presenter's card view and notice of a router load's event, with the model's facts
+    and the connection as they are when the event comes."""
+    from llm_desktop.core import presenter
+    from llm_desktop.core.remote_engine import RouterModel, model_entry
+
+    def present(event: ProgressEvent):
+        entry = next((entry for entry in remote.entries() if entry.id == event.model), None)
+        if entry is None:
+            entry = model_entry(remote.name, RouterModel(router_id, event.model))
+        view = presenter.card_view(entry, event, connection=remote.status())
+        return view, presenter.notice_for(view, event), presenter.progress_line(view)
+
+    return present
+
+
+def command_remote_load(args: argparse.Namespace) -> int:
+    """Load a router's model (by the router's id), rendering its events as a local load's;
+    Ctrl-C cancels it there."""
+    from llm_desktop.core.remote_engine import remote_key
+
+    local_only = {
+        "--n-ctx": args.n_ctx is not None,
+        "--gpu-layers": args.gpu_layers is not None,
+        "--no-mmap": args.no_mmap,
+        "--force": args.force,
+    }
+    refused = [flag for flag, given in local_only.items() if given]
+    if refused:
+        print(
+            f"llm-desktop load: a router takes no per-load options ({', '.join(refused)}): "
+            "set them on its command line or in its --models-preset file",
+            file=sys.stderr,
+        )
+        return 2
+    if args.prompt or args.system or args.raw:
+        print(
+            "llm-desktop load: --prompt is for this machine's models; a router answers on its "
+            "own OpenAI API (URL/v1)",
+            file=sys.stderr,
+        )
+        return 2
+    remote, failed = open_remote(args, "load")
+    if remote is None:
+        return failed
+    router_id = args.path
+    key = remote_key(remote.name, router_id)
+    render = ViewRenderer(
+        remote_presentation(remote, router_id),
+        args.json,
+        sys.stdout if args.json else sys.stderr,
+    )
+    try:
+        with remote.bus.stream(key) as stream:
+            latest = remote.state(key)
+            if latest is not None and latest.stage in (Stage.COMPLETE, Stage.SLEEPING):
+                render(latest)  # loaded already (asleep: its next request wakes it)
+                return 0
+            cancel = RemoteCancel(remote, key)
+            remote.load(router_id)
+
+            def show(event: ProgressEvent) -> None:
+                render(event)
+                cancel.send()
+
+            final = _follow(cancel, stream, show)
+    finally:
+        remote.shutdown()
+    if final is not None and final.stage is Stage.COMPLETE:
+        return 0
+    if final is not None and final.stage is Stage.CANCELLED:
+        return EXIT_CANCELLED
+    return EXIT_FAILED
+
+
 # -- load ------------------------------------------------------------------------------------
 
 
 def command_load(args: argparse.Namespace) -> int:
+    if args.engines:
+        return command_remote_load(args)
     # First of all, the host: Python and llama.cpp start there while this process imports the
     # engine and reads the model's header.
     from llm_desktop.core.host.spawn import spawn
@@ -543,6 +822,60 @@ def serving_policy(args: argparse.Namespace):
         max_loaded=args.max_loaded,
         memory_budget=parse_size(args.memory_budget) if args.memory_budget else None,
     )
+
+
+# -- router ------------------------------------------------------------------------------------
+
+
+def command_router(args: argparse.Namespace) -> int:
+    """Become llama.cpp's router (`llama-server` with a models folder and no model): its
+    signals, output and exit code are then the router's own. The key goes in its environment
+    (`LLAMA_API_KEY`), not its command line, where any user of the machine could read it."""
+    import socket
+
+    from llm_desktop.core.router_binary import RouterNotInstalled, router_binary, router_command
+
+    try:
+        binary = router_binary()
+    except RouterNotInstalled as exc:
+        print(f"llm-desktop router: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    folder = Path(args.models_dir).expanduser()
+    if not folder.is_dir():
+        print(f"llm-desktop router: no such folder: {folder}", file=sys.stderr)
+        return 2
+    if args.models_preset and not Path(args.models_preset).is_file():
+        print(f"llm-desktop router: no such preset file: {args.models_preset}", file=sys.stderr)
+        return 2
+    command = router_command(
+        folder,
+        port=args.port,
+        host=args.host,
+        models_max=args.models_max,
+        sleep_idle_s=args.sleep_idle_seconds,
+        preset=args.models_preset,
+        binary=binary,
+    )
+    key = args.api_key or os.environ.get(ENGINE_KEY_ENV) or None
+    environment = dict(os.environ)
+    if key:
+        environment["LLAMA_API_KEY"] = key
+    # llama.cpp's own ways of setting a key count too.
+    guarded = any(environment.get(name) for name in ("LLAMA_API_KEY", "LLAMA_ARG_API_KEY_FILE"))
+    everywhere = args.host in ("0.0.0.0", "::", "")
+    host = socket.gethostname() if everywhere else args.host
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{args.port}"
+    print(f"llama.cpp's router, models from {folder}: {url}")
+    with_key = " --api-key KEY" if guarded else ""
+    print(f"add it: llm-desktop models --engine {url}{with_key}, or the window's Engines tab")
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not guarded:
+        print(
+            f"warning: listening on {args.host} with no API key: anyone who reaches this port "
+            "can load and run its models"
+        )
+    sys.stdout.flush()
+    os.execve(command[0], command, environment)
+    return EXIT_FAILED  # not reached: exec replaced this process
 
 
 # -- demo-model --------------------------------------------------------------------------------
