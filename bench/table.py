@@ -557,6 +557,121 @@ def _serving(results: dict) -> tuple[list[Row], str]:
     return rows, note + _alone(results, "serving")
 
 
+def _values(values: list[float]) -> str:
+    return ", ".join(f"{value:.3g}" for value in values)
+
+
+def _span(values: list[int]) -> str:
+    return f"{min(values)}–{max(values)}" if min(values) != max(values) else str(values[0])
+
+
+def _of(counted: list[dict]) -> str:
+    """ " in 28 of 30 loads" when the most common of `counted` was not the only one."""
+    total = sum(item["loads"] for item in counted)
+    return "" if len(counted) == 1 else f" in {counted[0]['loads']} of {total} loads"
+
+
+def _remote(results: dict) -> tuple[list[Row], str]:
+    rm = results["remote"]
+    rows = []
+    for load in rm["load"]:
+        mb = load["model_mb"]
+        rows.append(
+            Row(
+                f"remote.load.{mb:.0f}mb",
+                f"Remote load on a llama.cpp router, asking to loaded ({mb} MB "
+                f"{load['tensor_type']})",
+                f"p50 {_ms(load['ours_p50_ms'])}; p90 {_ms(load['ours_p90_ms'])}",
+                f"curl p50 {_ms(load['curl_p50_ms'])}; p90 {_ms(load['curl_p90_ms'])}",
+                f"{_times(load['ratio'])}; {load['difference_p50_ms']:+.1f} ms; to the router's "
+                f"first frame {_ms(load['ours_to_first_frame_p50_ms'])} vs "
+                f"{_ms(load['curl_to_first_frame_p50_ms'])}; the same `loaded` frame on our bus "
+                f"{load['delivery_gap_p50_ms']:+.2f} ms after curl's",
+            )
+        )
+    for progress in rm["progress"]:
+        mb = progress["model_mb"]
+        on, off = progress["local_mmap_on"], progress["local_mmap_off"]
+        (router, *_) = progress["router_progress_values"]
+        (card, *_) = progress["card_distinct_pct"]
+        rows.append(
+            Row(
+                f"remote.progress.{mb:.0f}mb",
+                f"Load progress values, same file ({mb} MB)",
+                f"local engine, `loading` events (distinct %): mmap off "
+                f"{off['loading_events_p50']:g} ({off['loading_distinct_pct_p50']:g}), mmap on "
+                f"{on['loading_events_p50']:g} ({on['loading_distinct_pct_p50']:g})",
+                f"router: {len(router['values'])} `status_change` frames with `progress.value` "
+                f"({_values(router['values'])}){_of(progress['router_progress_values'])}",
+                f"the remote card: {len(card['pct'])} distinct % ({_values(card['pct'])})"
+                f"{_of(progress['card_distinct_pct'])}; "
+                f"{_span(progress['card_loading_events'])} `loading` events",
+            )
+        )
+    first = rm["load"][0]
+    mixed = [
+        f"{load['model_mb']} MB: "
+        + "; ".join(
+            f"{_values(item['values'])} in {item['loads']}"
+            for item in load["router_progress_values"]
+        )
+        for load in rm["load"]
+        if len(load["router_progress_values"]) > 1
+    ]
+    forced = sum(len(load["unloads_nonzero_exit"]) for load in rm["load"])
+    unloads = sum(load["unloads"] for load in rm["load"])
+    shares = [load["page_cache_resident_min"] for load in rm["load"]]
+    cache = (
+        "fully resident before every timed load (`fincore`)"
+        if all(share == 1.0 for share in shares)
+        else "smallest resident share before a timed load "
+        + ", ".join("not read" if share is None else f"{share:.0%}" for share in shares)
+    )
+    local_loads = [
+        len(progress[key]["loads"])
+        for progress in rm["progress"]
+        for key in ("local_mmap_on", "local_mmap_off")
+    ]
+    note = (
+        f"**Remote load** (bench/remote.py): one llama.cpp router ({rm['router']['package']}, "
+        f"build {rm['router']['build']}) on loopback with a folder of generated F32 models; "
+        "ours is `RemoteEngine.load` until its `complete` event is handed to a bus subscriber, "
+        f"the peer {rm['curl']} driving the same router: `curl -sN URL/models/sse` open all "
+        "along and `curl -s -X POST URL/models/load`, until that stream shows the model "
+        "`loaded` (both clocks read in the bench's process; curl's when the line is read from "
+        f"its pipe). {first['rounds']} rounds after one untimed round of each, the order "
+        "alternating; both listeners follow the router through every round; after each load "
+        "the model is unloaded and every listener has seen it unloaded. Page cache: each file "
+        f"read in full before its first round, {cache}. Each side's time to the router's first "
+        "frame of the load (read on curl's stream for both) is the request's own cost; the "
+        "rest is the router starting a model process and loading, which varies from round to "
+        "round on a busy machine. Starting curl for one request (`curl -s URL/health`) took "
+        f"p50 {_ms(first['curl_start_p50_ms'])}. "
+        f"{forced} of {unloads} unloads ended with a non-zero exit code (the router force-kills "
+        "a model process that has not exited 10 s after its stop command, as its log says). "
+        "**Progress values**: the router's `status_change` frames with a `progress.value` per "
+        "load ("
+        + (
+            f"not the same in every load above: {'. '.join(mixed)}"
+            if mixed
+            else "the same values in every load above"
+        )
+        + "); the "
+        "remote card's distinct percentages; our local engine (`Engine`) loading the same "
+        f"file, median of {_rounds(local_loads)} loads each "
+        f"with mmap on and off: its `loading` events (throttled to one per "
+        f"{rm['local_throttle_ms']:g} ms) and their distinct percentages. With mmap on, "
+        "llama.cpp's own progress callback jumps (the weights are mapped, not read). Load "
+        "average (1 minute) before and after each part: "
+        + "; ".join(
+            f"{load['model_mb']} MB {load['load_average_1m'][0]}→{load['load_average_1m'][1]}"
+            for load in rm["load"]
+        )
+        + "."
+    )
+    return rows, note + _alone(results, "remote")
+
+
 SECTIONS: dict[str, Section] = {
     "load": _loads,
     "cli": _cli,
@@ -570,6 +685,7 @@ SECTIONS: dict[str, Section] = {
     "large_vocab": _large_vocab,
     "transfers": _transfers,
     "serving": _serving,
+    "remote": _remote,
 }
 
 

@@ -51,6 +51,8 @@ def test_every_section_of_the_results_has_rows(results):
         "serving.concurrent",
         "serving.turns",
     } <= set(ids)
+    assert any(row_id.startswith("remote.load.") for row_id in ids)
+    assert any(row_id.startswith("remote.progress.") for row_id in ids)
     assert len(notes) == len(table.SECTIONS)
 
 
@@ -95,7 +97,7 @@ def test_targets_and_an_earlier_run_add_columns(results):
     assert catalog_row.endswith("| — | — |")
 
 
-@pytest.mark.parametrize("key", ["transfers", "serving"])
+@pytest.mark.parametrize("key", ["transfers", "serving", "remote"])
 def test_a_section_measured_alone_says_when_and_where(results, key):
     alone = copy.deepcopy(results)
     alone[key]["run"] = {
@@ -118,7 +120,7 @@ def test_a_section_measured_alone_says_when_and_where(results, key):
     assert command not in table.render(alone)
 
 
-@pytest.mark.parametrize("key", ["transfers", "serving"])
+@pytest.mark.parametrize("key", ["transfers", "serving", "remote"])
 def test_only_one_section_keeps_the_other_sections_figures(tmp_path, results, monkeypatch, key):
     import bench.__main__ as bench_main
 
@@ -145,6 +147,33 @@ def test_serving_rows_show_the_lone_clients_place_and_the_ratios(results):
     assert f"lone served 2nd, 11th of {serving['turns']['burst'] + 1}" in row
     (row,) = [line for line in text.splitlines() if line.startswith("| API completion")]
     assert "| ×0.5;" in row
+
+
+def test_remote_rows_one_per_model_each_with_its_measured_peer(results):
+    rows, _ = table.build(results)
+    remote = results["remote"]
+    loads = [row for row in rows if row.id.startswith("remote.load.")]
+    progress = [row for row in rows if row.id.startswith("remote.progress.")]
+    assert len(loads) == len(remote["load"]) >= 1
+    assert len(progress) == len(remote["progress"]) == len(remote["load"])
+    for row, load in zip(loads, remote["load"], strict=True):
+        assert f"({load['model_mb']} MB" in row.label
+        assert row.peer.startswith("curl p50 ")
+        assert f"{load['difference_p50_ms']:+.1f} ms" in row.comparison
+    for row, figures in zip(progress, remote["progress"], strict=True):
+        assert f"({figures['model_mb']} MB)" in row.label
+        assert "mmap off" in row.ours and "mmap on" in row.ours
+        assert row.peer.startswith("router: ")
+
+
+def test_remote_note_counts_forced_unloads_and_a_cold_page_cache(results):
+    remote = copy.deepcopy(results["remote"])
+    remote["load"][0]["unloads_nonzero_exit"] = [{"exit_code": 1, "card": "failed"}]
+    remote["load"][0]["page_cache_resident_min"] = 0.5
+    text = table.render(results | {"remote": remote})
+    unloads = sum(load["unloads"] for load in remote["load"])
+    assert f"1 of {unloads} unloads ended with a non-zero exit code" in text
+    assert "smallest resident share before a timed load 50%" in text
 
 
 def test_markers_are_required():
