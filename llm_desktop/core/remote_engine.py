@@ -335,10 +335,16 @@ class RouterTranslator:
             # The router ends a loading model by killing its process: its exit code is ours.
             model.failed = False
             return self._event(model, Stage.CANCELLED, f"Loading cancelled on {self.source}")
+        if unload:
+            # Asked for: the router force-kills a process that does not stop within its
+            # timeout, so a code here is how it stopped, not a crash.
+            model.failed = False
+            words = f"Unloaded on {self.source}"
+            if exit_code:
+                words += f" (its process was stopped with exit code {exit_code})"
+            return self._event(model, Stage.UNLOADED, words, op=OP_UNLOAD)
         if exit_code:
             return self._crashed(model, exit_code, was)
-        if unload:
-            return self._event(model, Stage.UNLOADED, f"Unloaded on {self.source}", op=OP_UNLOAD)
         running = sum(1 for other in self.models.values() if other.status in RUNNING)
         if self.max_loaded and running + 1 >= self.max_loaded:
             # Nobody here asked: the router unloads its least recently used model when a load

@@ -86,6 +86,19 @@ def test_a_cancel_is_a_cancel_whatever_code_the_killed_process_returns() -> None
     assert event["stage"] is Stage.CANCELLED
 
 
+def test_an_unload_we_asked_for_is_no_crash_even_when_the_router_had_to_kill_it() -> None:
+    translator = RouterTranslator("lab-gpu")
+    translator.frame(frame("demo", "loaded"), 1.0)
+    translator.models["demo"].unload_requested = True
+    [event] = translator.frame(frame("demo", "unloaded", exit_code=1), 12.0)
+    assert event["stage"] is Stage.UNLOADED
+    assert event["message"] == "Unloaded on lab-gpu (its process was stopped with exit code 1)"
+    # Unasked, the same frame is a crash.
+    translator.frame(frame("demo", "loaded"), 13.0)
+    [event] = translator.frame(frame("demo", "unloaded", exit_code=1), 14.0)
+    assert event["stage"] is Stage.FAILED
+
+
 def test_an_unload_nobody_here_asked_for_at_the_limit_is_the_routers_eviction() -> None:
     translator = RouterTranslator("lab-gpu")
     translator.max_loaded = 1
