@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -234,12 +235,24 @@ def engine_sources(args: argparse.Namespace) -> list[tuple[object, str | None]]:
     `InvalidSource` names a bad name or address."""
     from llm_desktop.core.engine_sources import EngineSource, name_for_url
 
+    if not args.engines and (args.api_key or args.engine_name):
+        raise ValueError("--api-key and --engine-name go with --engine URL")
     sources = []
     for engine in args.engines:
         name = engine["name"] or args.engine_name or name_for_url(engine["url"])
         key = engine["key"] or args.api_key or os.environ.get(ENGINE_KEY_ENV) or None
         sources.append((EngineSource.checked(name, engine["url"]), key))
     return sources
+
+
+def stray_engine_options(args: argparse.Namespace, command: str) -> bool:
+    """Whether an engine's key or name came with no `--engine` (said, rather than ignored)."""
+    try:
+        engine_sources(args)
+    except ValueError as exc:
+        print(f"llm-desktop {command}: {exc}", file=sys.stderr)
+        return True
+    return False
 
 
 def run_app(args: argparse.Namespace) -> int:
@@ -257,6 +270,8 @@ def run_app(args: argparse.Namespace) -> int:
 def command_models(args: argparse.Namespace) -> int:
     if args.engines:
         return command_remote_models(args)
+    if stray_engine_options(args, "models"):
+        return 2
     from llm_desktop.core import catalog, presenter
     from llm_desktop.core.library import ModelLibrary
 
@@ -321,7 +336,11 @@ def open_remote(args: argparse.Namespace, command: str):
 
     remote = RemoteEngine(RouterClient(source.name, source.url, key), on_change=changed)
     remote.start()
-    answered.wait(CONNECT_TIMEOUT_S)
+    try:
+        answered.wait(CONNECT_TIMEOUT_S)
+    except KeyboardInterrupt:
+        remote.shutdown()
+        return None, EXIT_CANCELLED
     status = remote.status()
     if status.state == "connected":
         return remote, None
@@ -478,6 +497,8 @@ def command_remote_load(args: argparse.Namespace) -> int:
 def command_load(args: argparse.Namespace) -> int:
     if args.engines:
         return command_remote_load(args)
+    if stray_engine_options(args, "load"):
+        return 2
     # First of all, the host: Python and llama.cpp start there while this process imports the
     # engine and reads the model's header.
     from llm_desktop.core.host.spawn import spawn
@@ -756,7 +777,7 @@ def command_serve(args: argparse.Namespace) -> int:
     from llm_desktop.core import catalog
     from llm_desktop.core.engine import Engine
     from llm_desktop.core.library import ModelLibrary, default_hidden_path
-    from llm_desktop.core.presenter import serving_policy_line
+    from llm_desktop.core.presenter import connection_line, serving_policy_line
     from llm_desktop.core.serving_presenter import api_lines
     from llm_desktop.core.timings import StageTimes
     from llm_desktop.server.app import ServerConfig
@@ -764,6 +785,7 @@ def command_serve(args: argparse.Namespace) -> int:
 
     try:
         policy = serving_policy(args)
+        sources = engine_sources(args)
     except ValueError as exc:
         print(f"llm-desktop serve: {exc}", file=sys.stderr)
         return 2
@@ -785,11 +807,16 @@ def command_serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with Engine(warm_hosts=1, stage_times=StageTimes.default()) as engine:
+    with Engine(warm_hosts=1, stage_times=StageTimes.default()) as local:
+        # With --engine, the server drives this machine's engine and the routers as one: their
+        # models are listed, loaded and cancelled from the page like this machine's.
+        engine = remote_engines(local, sources) if sources else local
         try:
             server = ServerThread(engine, library, host=args.host, port=args.port, config=config)
         except OSError as exc:
             print(f"llm-desktop serve: cannot listen on {args.host}:{args.port}: {exc}")
+            if engine is not local:
+                close_remotes(engine)
             return EXIT_FAILED
         server.start()
         # Downloads, uploads and quantizing from the page run in the server's own transfers
@@ -806,9 +833,46 @@ def command_serve(args: argparse.Namespace) -> int:
             serving_policy_line(policy.keep_alive_s, policy.max_loaded, policy.memory_budget),
             flush=True,
         )
+        if engine is not local:
+            for status in first_answers(engine):
+                print(f"engine {status.name}: {connection_line(status)}", flush=True)
         stop.wait()
         server.stop()
+        if engine is not local:
+            close_remotes(engine)
     return 0
+
+
+def remote_engines(local, sources):
+    """This machine's engine and the `--engine` routers as one `EngineSet`. Their keys are for
+    this run: nothing is added to the window's list of engines or to the keyring."""
+    from llm_desktop.core.engines import EngineSet
+
+    engines = EngineSet(local)
+    for source, key in sources:
+        engines.add_source(source, key)
+    return engines
+
+
+def close_remotes(engines) -> None:
+    """Stop following the routers (their models stay as they are there)."""
+    for remote in engines.remotes():
+        engines.remove_source(remote.name, forget=False)
+
+
+def first_answers(engines, timeout: float = CONNECT_TIMEOUT_S):
+    """Each router's connection once it has answered (connected or refused), or as it stands
+    after `timeout`; the server keeps retrying those that did not connect."""
+    changed = threading.Event()
+    engines.on_change(changed.set)
+    deadline = time.monotonic() + timeout
+    while True:
+        statuses = engines.statuses()
+        left = deadline - time.monotonic()
+        if all(status.state != "connecting" for status in statuses) or left <= 0:
+            return statuses
+        changed.wait(left)
+        changed.clear()
 
 
 def serving_policy(args: argparse.Namespace):

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from tests.helpers.routers import RouterProcess, free_port, router_available
 CLI = [sys.executable, "-m", "llm_desktop.cli"]
 KEY_ENV = "LLM_DESKTOP_ENGINE_KEY"
 KEY = "router-test-key-7f3a"
+TOKEN = "serve-test-token"
 
 needs_router = pytest.mark.skipif(
     not router_available(),
@@ -182,6 +184,10 @@ def test_local_options_are_refused_for_a_router():
     assert "--models-preset" in result.stderr
     listing = run_cli("models", "--engine", url, "--dir", "/tmp")
     assert listing.returncode == 2 and "this machine's models" in listing.stderr
+    # A key with no engine is said, not ignored.
+    stray = run_cli("models", "--no-known", "--api-key", "k")
+    assert stray.returncode == 2
+    assert stray.stderr == "llm-desktop models: --api-key and --engine-name go with --engine URL\n"
 
 
 # -- load ----------------------------------------------------------------------------------------
@@ -275,7 +281,64 @@ def test_ctrl_c_cancels_the_routers_load(slow_disk):  # noqa: F811
         router.stop()
 
 
-# -- router --------------------------------------------------------------------------------------
+# -- serve ---------------------------------------------------------------------------------------
+
+
+def api(base: str, path: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        base + path,
+        json.dumps(body).encode() if body is not None else None,
+        {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+@needs_router
+def test_serve_lists_and_loads_a_routers_models(keyed_router, tmp_path):
+    """`serve --engine URL --api-key KEY`: the server's models list has the router's models,
+    each saying where it runs, and a load from the API happens on the router."""
+    name = name_for_url(keyed_router.url)
+    empty = tmp_path / "no-models"
+    empty.mkdir()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = ["serve", "--port", str(port), "--token", TOKEN, "--dir", str(empty), "--no-known"]
+    process = subprocess.Popen(
+        [*CLI, *command, "--engine", keyed_router.url, "--api-key", KEY],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+    key = remote_key(name, "tiny")
+    try:
+        deadline = time.monotonic() + 60
+        models: dict[str, dict] = {}
+        while key not in models:  # the listing follows the router's first answer
+            assert process.poll() is None, "serve exited"
+            assert time.monotonic() < deadline, f"the router's models never listed: {models}"
+            try:
+                listing = api(base, "/api/llm/models")["models"]
+                models = {model["id"]: model for model in listing}
+            except (OSError, urllib.error.URLError):
+                pass  # not listening yet
+            time.sleep(0.1)
+        assert remote_key(name, "other") in models
+        assert models[key]["view"]["source"] == name
+        loaded = api(base, "/api/llm/load", {"model": key})
+        assert loaded["stage"] == "complete", loaded
+        assert keyed_router.status("tiny") == "loaded"
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, errors = process.communicate(timeout=60)
+    assert process.returncode == 0, errors
+    assert f"engine {name}: Connected · 2 models" in output
+    assert KEY not in output + errors
+    assert keyed_router.status("tiny") == "loaded"  # serve stops following; the model stays
+
+
+# -- router ------------------------------------------------------------------------------------
 
 
 @needs_router
