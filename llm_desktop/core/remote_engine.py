@@ -779,6 +779,10 @@ class RemoteEngine:
                     target = self._translator.by_key(key)
                     if target is not None:
                         target.unload_requested = target.cancel_requested = False
+                        if exc.kind is ErrorKind.NOT_FOUND and target.status == UNLOADED:
+                            # An id the router does not list: keep no entry for it, or the
+                            # next check would take the difference for a stalled stream.
+                            self._translator.models.pop(target.router_id, None)
                 if failing:
                     op = OP_UNLOAD if unloading else OP_LOAD
                     self._publish(

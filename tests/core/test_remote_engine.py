@@ -165,6 +165,7 @@ def test_a_corrupt_model_fails_by_name_and_an_unknown_one_is_not_found(lab_model
         missing = engine.wait(engine.load("no-such-model"), 20)
         assert missing.stage is Stage.FAILED and missing.error.kind is ErrorKind.NOT_FOUND
         assert missing.error.message == "lab-gpu has no such model"
+        assert "no-such-model" not in {entry.path for entry in engine.entries()}
 
 
 def test_the_routers_models_max_eviction_carries_its_reason(lab_models: Path) -> None:
