@@ -2,11 +2,19 @@
 
 It publishes the engine's events; it computes no progress of its own. Models are named by
 catalog id only. See `guard.py` for the checks every request passes first.
+
+The engine may be this machine's alone (`Engine`) or an `EngineSet` that adds remote engines
+(llama.cpp routers on other machines): their models are listed, loaded, cancelled and unloaded
+like this machine's, each card saying where it runs; `GET /api/engines` lists the engines with
+their connections, and the page learns of a connection change from a `sources` message on the
+events stream (see `SourceWatch`). Serving other programs (`/v1`) stays with this machine's
+models: a router serves its own API.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import threading
@@ -26,6 +34,7 @@ from starlette.routing import Route
 from llm_desktop.core import palette, presenter
 from llm_desktop.core.catalog import ModelEntry
 from llm_desktop.core.engine import Engine
+from llm_desktop.core.engines import EngineSet
 from llm_desktop.core.events import TRANSFER_OPS, ModelState, ProgressEvent, Stage
 from llm_desktop.core.library import LibraryModel, ModelLibrary
 from llm_desktop.core.model_locations import APP_NAME, default_models_dir
@@ -33,6 +42,7 @@ from llm_desktop.core.options import InvalidOptions, LoadOptions
 from llm_desktop.core.presenter import ActionId
 from llm_desktop.core.resources import resource_path
 from llm_desktop.core.serving import ModelServing, ServingPolicy
+from llm_desktop.core.source_sections import engine_view, source_sections
 from llm_desktop.core.store import ModelStore
 from llm_desktop.core.transfers import Transfers
 from llm_desktop.core.upload import DEFAULT_UPLOAD_LIMIT
@@ -45,8 +55,11 @@ from llm_desktop.server.guard import (
     RateLimiter,
     error_payload,
 )
-from llm_desktop.server.hub import EventHub, Feed
+from llm_desktop.server.hub import EventHub, Feed, Message
 from llm_desktop.server.openai_api import OpenAiApi
+from llm_desktop.server.sources import SourceWatch, follows_remote_engines
+
+log = logging.getLogger(__name__)
 
 MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,159}$")
 LOAD_TERMINAL = frozenset({Stage.COMPLETE, Stage.FAILED, Stage.CANCELLED})
@@ -111,7 +124,7 @@ class LlmServer:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | EngineSet,
         library: ModelLibrary,
         config: ServerConfig,
         transfers: Transfers | None = None,
@@ -121,7 +134,16 @@ class LlmServer:
         self.library = library
         self.config = config
         self.store = ModelStore(offers=PAGE_ACTIONS)
+        # Remote engines (an `EngineSet`): the library lists their models as last heard from
+        # them, and the store knows their connections before the first view is made.
+        self.remote = follows_remote_engines(engine)
+        if self.remote:
+            library.remote_entries = engine.remote_entries
         self.store.set_library(library.models())
+        self._sync_connections()
+        # Subscribed before the hub, so the view of a remote load's end has what the router
+        # told of the model with it (its parameters, type, context, size).
+        self._facts = engine.bus.subscribe(self._remote_facts) if self.remote else None
         self.hub = EventHub(engine.bus, self.store)
         # Downloads, uploads and quantizing: the app's own service when it passes one (its
         # new models then reach this server through `model_added`), else one of our own.
@@ -138,13 +160,19 @@ class LlmServer:
         # it panel then shares the same leases and request log), else one of our own.
         self.owns_serving = serving is None
         self.serving = serving or ModelServing(
-            engine, self.entry_of, config.serving, options=self.store.options
+            engine, self.local_entry_of, config.serving, options=self.store.options
         )
         self.openai = OpenAiApi(self, self.serving)
         self.load_limiter = RateLimiter(*config.load_rate)
         self.streams: dict[str, int] = {}
         self.closing = threading.Event()
         self.files = static_files(config.dev)
+        # A remote engine that connects, drops or lists other models: listed again off its
+        # thread, and told to every page.
+        self.sources = SourceWatch(self.sources_changed) if self.remote else None
+        if self.sources is not None:
+            engine.on_change(self.sources.poke)
+            self.sources.poke()  # what changed between the engine's start and this server's
 
     async def next_event(self, feed: Feed) -> ProgressEvent | None:
         """The next event of a feed, or None once the server is stopping (streams end then,
@@ -163,6 +191,9 @@ class LlmServer:
             return None
         frames = []
         for event in batch:
+            if isinstance(event, Message):
+                frames.append(event.frame)
+                continue
             frames.append(self.sse(event))
             if until_load_ends and event.stage in LOAD_TERMINAL:
                 return b"".join(frames), True
@@ -215,6 +246,56 @@ class LlmServer:
         model = self.store.model(model_id) or self.library.get(model_id)
         return model.entry if model is not None else None
 
+    def local_entry_of(self, model_id: str) -> ModelEntry | None:
+        """The entry of one of this machine's models (what `/v1` serves), else None."""
+        entry = self.entry_of(model_id)
+        return entry if entry is not None and entry.engine is None else None
+
+    # -- remote engines ------------------------------------------------------------------------
+
+    def sources_changed(self) -> None:
+        """A remote engine connected, dropped or changed its list (on the watch's thread): list
+        the models again, give the store the connections, and tell every page."""
+        self.refresh_now()
+        with self.engine.bus.lock:  # between events: the views are those of the events sent
+            self._sync_connections()
+            self.hub.broadcast("sources", self.sources_payload())
+
+    def _remote_facts(self, event: ProgressEvent) -> None:
+        """A remote model loaded (on the engine's thread, under the bus's lock): its entry as
+        its engine lists it now, with the facts the router reported. In memory: no disk read."""
+        if event.engine is None or event.stage is not Stage.COMPLETE:
+            return
+        try:
+            fresh = {entry.id: entry for entry in self.engine.remote_entries()}
+            model = self.store.model(event.model)
+            if model is None or fresh.get(event.model, model.entry) == model.entry:
+                return
+            self._set_library(
+                [
+                    LibraryModel(fresh[listed.entry.id], None)
+                    if listed.entry.id in fresh
+                    else listed
+                    for listed in self.library.models()
+                ]
+            )
+        except Exception:  # the bus drops a subscriber that raises: say so, and stay
+            log.exception("could not list the facts of %s", event.model)
+
+    def sources_payload(self) -> dict[str, Any]:
+        """Every card's view in the library's order, the summary line and the groups: what a
+        page needs to list the models again (the `sources` message, `/api/engines`)."""
+        views = self.store.views()
+        return {
+            "views": [view.to_dict() for view in views],
+            "summary": presenter.library_summary(views, self.library.hardware),
+            "sources": self.sections(views),
+        }
+
+    def sections(self, views=None) -> list[dict[str, Any]]:
+        views = self.store.views() if views is None else views
+        return [section.to_dict() for section in source_sections(views, self.store.connections())]
+
     def model_added(self, path: str) -> None:
         """A transfer made a new model file: list it (called on the transfer's thread, off
         the event loop; thread-safe)."""
@@ -223,9 +304,24 @@ class LlmServer:
     def refresh_now(self) -> list[LibraryModel]:
         """`refresh` for a thread that is not the event loop's."""
         models = self.library.refresh()
-        busy = self.store.in_state(ModelState.LOADING, ModelState.LOADED, ModelState.UNLOADING)
-        self.store.set_library(models, keep=busy)
+        self._set_library(models)
         return models
+
+    def _set_library(self, models: list[LibraryModel]) -> None:
+        """The store's library after a scan: models that are loaded or busy stay listed even
+        when their file went away, except a remote engine's (its engine lists what it has)."""
+        busy = self.store.in_state(ModelState.LOADING, ModelState.LOADED, ModelState.UNLOADING)
+        self.store.set_library(models, keep=[key for key in busy if not self._remote_key(key)])
+        self._sync_connections()
+
+    def _sync_connections(self) -> None:
+        """The remote engines' connections as they stand now, for the cards of their models."""
+        if self.remote:
+            self.store.set_connections(self.engine.statuses())
+
+    def _remote_key(self, model_id: str) -> bool:
+        model = self.store.model(model_id)
+        return model is not None and model.entry.engine is not None
 
     def model_states(self) -> dict[str, dict[str, Any]]:
         """The last event of every model (transfers have their own list)."""
@@ -242,8 +338,7 @@ class LlmServer:
         """Scan the library again (off the loop) and give the store the result; models that
         are loaded or busy stay listed even when their file went away."""
         models = await anyio.to_thread.run_sync(self.library.refresh)
-        busy = self.store.in_state(ModelState.LOADING, ModelState.LOADED, ModelState.UNLOADING)
-        self.store.set_library(models, keep=busy)
+        self._set_library(models)
         return models
 
     async def _model(self, model_id: str | None):
@@ -350,6 +445,7 @@ class LlmServer:
                 self.library.models(), {view.model: view.title for view in views}
             ),
             upload_limit=min(self.transfers.upload_limit, self.config.upload_limit),
+            connections=self.store.connections() if authorized else (),
         )
         return HTMLResponse(
             html,
@@ -382,6 +478,8 @@ class LlmServer:
         elif action == ActionId.UNLOAD:
             await self._until_settled(model_id, self.engine.unload)
         elif action == ActionId.REMOVE:
+            if refusal := self._remote_refusal(model):
+                return refusal
             await self._remove(model_id)
             return RedirectResponse("/", 303)
         else:
@@ -397,12 +495,22 @@ class LlmServer:
                 if event.is_terminal:
                     return
 
+    @staticmethod
+    def _remote_refusal(model: LibraryModel) -> JSONResponse | None:
+        """A remote engine's files are its own: they are not removed or quantized from here."""
+        if model.entry.engine is None:
+            return None
+        return error(
+            409,
+            "remote_model",
+            f"{model.entry.display_name} is on {model.entry.engine}: its files are its own",
+        )
+
     async def _remove(self, model_id: str) -> bool:
         if self.store.in_state(ModelState.LOADING, ModelState.LOADED).get(model_id):
             return False  # a model in use stays; unload it first
         removed = self.library.remove(model_id)
-        busy = self.store.in_state(ModelState.LOADING, ModelState.LOADED, ModelState.UNLOADING)
-        self.store.set_library(self.library.models(), keep=busy)
+        self._set_library(self.library.models())
         return removed
 
     # -- the API ---------------------------------------------------------------------------------
@@ -416,7 +524,20 @@ class LlmServer:
                 "models": [self._model_dict(model) for model in models],
                 "summary": presenter.library_summary(views, hardware),
                 "hardware": hardware.to_dict() if hardware else None,
+                "sources": self.sections(views),
                 "seq": self.engine.bus.last_seq,
+            }
+        )
+
+    async def engines(self, request: Request) -> Response:
+        """The remote engines with their connections (and each one's line in words), and the
+        groups of the models list."""
+        statuses = self.engine.statuses() if self.remote else []
+        self._sync_connections()
+        return JSONResponse(
+            {
+                "engines": [engine_view(status) for status in statuses],
+                "sources": self.sections(),
             }
         )
 
@@ -426,6 +547,7 @@ class LlmServer:
                 "models": self.model_states(),
                 "views": {view.model: view.to_dict() for view in self.store.views()},
                 "transfers": self.transfer_views(),
+                "sources": self.sections(),
                 "seq": self.engine.bus.last_seq,
             }
         )
@@ -475,22 +597,32 @@ class LlmServer:
         if last_id is None:
             # A snapshot of every card, then what happens after it (replayed from the bus, so
             # an event published while the snapshot was taken is not lost).
-            after = self.engine.bus.last_seq
-            snapshot = {
-                "seq": after,
-                "views": [view.to_dict() for view in self.store.views()],
-                "models": self.model_states(),
-                "transfers": self.transfer_views(),
-            }
-            feed = self.hub.follow(after=after)
+            with self.engine.bus.lock:
+                after = self.engine.bus.last_seq
+                views = self.store.views()
+                snapshot = {
+                    "seq": after,
+                    "views": [view.to_dict() for view in views],
+                    "models": self.model_states(),
+                    "transfers": self.transfer_views(),
+                    "sources": self.sections(views),
+                }
+                feed = self.hub.follow(after=after, messages=True)
+            listing = None
         else:
+            # A resumed stream: the events it missed follow, but a connection that changed
+            # meanwhile is in no event; the cards and groups as they are now come first.
             snapshot = None
-            feed = self.hub.follow(after=int(last_id))
+            with self.engine.bus.lock:
+                listing = self.sources_payload() if self.remote else None
+                feed = self.hub.follow(after=int(last_id), messages=True)
 
         async def stream():
             try:
                 if snapshot is not None:
                     yield ServerSentEvent(data=json.dumps(snapshot), event="snapshot")
+                if listing is not None:
+                    yield ServerSentEvent(data=json.dumps(listing), event="sources")
                 while (burst := await self.next_frames(feed)) is not None:
                     yield burst[0]
             finally:
@@ -539,6 +671,8 @@ class LlmServer:
         model, refusal = await self._body_model(request)
         if refusal:
             return refusal
+        if refusal := self._remote_refusal(model):
+            return refusal
         if not await self._remove(model.entry.id):
             return error(409, "model_in_use", "Unload the model before removing it")
         return JSONResponse({"removed": True})
@@ -584,6 +718,10 @@ class LlmServer:
         return error(405, "method_not_allowed", "That method is not allowed here")
 
     def close(self) -> None:
+        if self._facts is not None:
+            self._facts.close()
+        if self.sources is not None:
+            self.sources.close()
         self.getting.close()
         if self.owns_serving:
             self.serving.close()
@@ -593,7 +731,7 @@ class LlmServer:
 
 
 def create_app(
-    engine: Engine,
+    engine: Engine | EngineSet,
     library: ModelLibrary,
     config: ServerConfig | None = None,
     transfers: Transfers | None = None,
@@ -620,6 +758,7 @@ def create_app(
         Route("/api/llm/cancel", server.cancel, methods=["POST"]),
         Route("/api/llm/unload", server.unload, methods=["POST"]),
         Route("/api/llm/remove", server.remove, methods=["POST"]),
+        Route("/api/engines", server.engines, methods=["GET"]),
         Route("/api/hub/search", getting.api_search, methods=["GET"]),
         Route("/api/hub/repo", getting.api_repo, methods=["GET"]),
         Route("/api/hub/fit", getting.api_fit, methods=["GET"]),

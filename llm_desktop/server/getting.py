@@ -233,6 +233,8 @@ class Getting:
         model, refusal = await self.server._model(body.get("model"))
         if refusal:
             return refusal
+        if refusal := self.server._remote_refusal(model):
+            return refusal
         return self.transfers.quantize(model.entry.path, type_name)
 
     async def api_quantize(self, request: Request) -> Response:

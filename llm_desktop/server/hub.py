@@ -7,6 +7,10 @@ the event to the viewers' feeds with one `call_soon_threadsafe` per event loop, 
 thread ever waits on a client and a hundred viewers cost one wake-up of the loop, not a hundred.
 Feeds register under the bus's lock, so a viewer that replays the bus's history from a number
 (Last-Event-ID) and then follows live events misses none and sees none twice.
+
+Besides events, `broadcast` hands a `Message` (a named SSE message without an id, such as the
+`sources` message of a remote engine that connected or dropped) to the feeds that asked for
+messages, in order with the events around it when it is sent under the bus's lock.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import json
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from llm_desktop.core.bus import EventBus
 from llm_desktop.core.events import ProgressEvent
@@ -24,14 +29,29 @@ ENCODED_MEMO_LIMIT = 2048
 SSE_SEPARATOR = "\r\n"  # sse-starlette's, so our frames and its pings look alike
 
 
-class Feed:
-    """One viewer's events (of one model, or all), on its event loop; None ends it."""
+@dataclass(frozen=True)
+class Message:
+    """A named SSE message that is no event: not numbered, not replayed."""
 
-    def __init__(self, hub: EventHub, loop: asyncio.AbstractEventLoop, model: str | None):
+    frame: bytes
+
+
+class Feed:
+    """One viewer's events (of one model, or all), on its event loop; None ends it. A feed
+    with `messages` also gets the hub's broadcast `Message`s."""
+
+    def __init__(
+        self,
+        hub: EventHub,
+        loop: asyncio.AbstractEventLoop,
+        model: str | None,
+        messages: bool = False,
+    ):
         self.hub = hub
         self.loop = loop
         self.model = model
-        self.queue: asyncio.Queue[ProgressEvent | None] = asyncio.Queue()
+        self.messages = messages
+        self.queue: asyncio.Queue[ProgressEvent | Message | None] = asyncio.Queue()
 
     def wants(self, event: ProgressEvent) -> bool:
         return self.model is None or event.model == self.model
@@ -40,7 +60,7 @@ class Feed:
         """The next event, or None once the server is stopping."""
         return await self.queue.get()
 
-    async def get_batch(self) -> list[ProgressEvent] | None:
+    async def get_batch(self) -> list[ProgressEvent | Message] | None:
         """The next event and every one already queued behind it (a burst, such as the first
         steps of a load, goes out as one write), or None once the server is stopping."""
         first = await self.queue.get()
@@ -110,10 +130,12 @@ class EventHub:
         # An old event replayed to a viewer that resumes from far back: encode it now.
         return encoded or encode(event, *self.store.render(event))
 
-    def follow(self, model: str | None = None, *, after: int | None = None) -> Feed:
+    def follow(
+        self, model: str | None = None, *, after: int | None = None, messages: bool = False
+    ) -> Feed:
         """Live events (of `model`, or all) on the running loop; with `after`, first the
-        recorded ones numbered after it."""
-        feed = Feed(self, asyncio.get_running_loop(), model)
+        recorded ones numbered after it; with `messages`, the broadcast messages too."""
+        feed = Feed(self, asyncio.get_running_loop(), model, messages)
         with self.bus.lock:
             backlog = [] if after is None else self.bus.since(after, model)
             self._add(feed)
@@ -148,6 +170,22 @@ class EventHub:
         with self.bus.lock:
             return sum(len(feeds) for feeds in self._feeds.values())
 
+    def broadcast(self, name: str, data: object) -> None:
+        """A named message to every feed that takes messages (thread-safe). Sent under the
+        bus's lock, it reaches each viewer after the events published before it."""
+        text = json.dumps(data, separators=(",", ":"))
+        sep = SSE_SEPARATOR
+        message = Message(f"event: {name}{sep}data: {text}{sep}{sep}".encode())
+        with self.bus.lock:
+            for loop, feeds in list(self._feeds.items()):
+                wanting = [feed for feed in feeds if feed.messages]
+                if not wanting:
+                    continue
+                try:
+                    loop.call_soon_threadsafe(_hand_out, wanting, message)
+                except RuntimeError:  # that loop is closed: its viewers are gone
+                    del self._feeds[loop]
+
     def end_feeds(self) -> None:
         """End every stream (the server is stopping); thread-safe."""
         with self.bus.lock:
@@ -163,7 +201,7 @@ class EventHub:
         self.end_feeds()
 
 
-def _hand_out(feeds: list[Feed], event: ProgressEvent | None) -> None:
+def _hand_out(feeds: list[Feed], event: ProgressEvent | Message | None) -> None:
     for feed in feeds:
         feed.queue.put_nowait(event)
 

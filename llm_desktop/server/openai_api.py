@@ -314,8 +314,8 @@ class OpenAiApi:
         objects = []
         for model in self.server.library.models():
             entry = model.entry
-            if entry.error is not None:
-                continue
+            if entry.error is not None or entry.engine is not None:
+                continue  # unreadable, or a remote engine's (its router serves its own API)
             view = self.server.store.view(entry.id)
             objects.append(
                 {

@@ -22,12 +22,14 @@ from llm_desktop.core.events import TRANSFER_OPS, ModelState
 from llm_desktop.core.fit import format_bytes
 from llm_desktop.core.presenter import Action, ActionId, CardView, Notice
 from llm_desktop.core.quantize import QUANT_TYPES
+from llm_desktop.core.remote_engine import ConnectionStatus
+from llm_desktop.core.source_sections import SourceSection, source_sections
 from llm_desktop.core.transfer_presenter import TransferView
 from llm_desktop.core.upload import DEFAULT_UPLOAD_LIMIT
 from llm_desktop.server import page_getting
 from llm_desktop.server.markup import CARD_TEXT, attrs, fit_badge_html
 
-__all__ = ["CARD_TEXT", "attrs", "card_html", "page_html"]
+__all__ = ["CARD_TEXT", "attrs", "card_html", "page_html", "source_group_html"]
 
 # Actions that are forms; "details" is a <details> element, "try" is the desktop's own panel.
 FORM_ACTIONS = (ActionId.LOAD, ActionId.RETRY, ActionId.CANCEL, ActionId.UNLOAD, ActionId.REMOVE)
@@ -72,7 +74,7 @@ def card_html(view: CardView) -> str:
         '<div class="model-card-info"><header class="model-card-header">'
         f'<h3 class="model-name" id="{escape(dom_id)}-title">{escape(view.title)}</h3>'
         f'<span class="state-chip"{attrs(data_state=view.state)}>{escape(view.state_label)}</span>'
-        f"{badge}</header>"
+        f"{source_chip_html(view)}{badge}</header>"
         f'<p class="model-facts">{escape(view.facts)}</p>'
         f'<p class="model-path"{attrs(title=view.path)}>{escape(view.path)}</p>'
         f'<div class="model-spinner" aria-hidden="true"{attrs(hidden=not busy)}>'
@@ -95,6 +97,17 @@ def card_html(view: CardView) -> str:
         f'<div class="model-actions">{actions_html(view)}</div>'
         f'<p class="sr-only card-announcement">{escape(view.announcement)}</p>'
         "</article>"
+    )
+
+
+def source_chip_html(view: CardView) -> str:
+    """Where a remote model runs, and its engine's connection in a word (its line as the
+    tooltip); hidden on this machine's cards (their group says so)."""
+    return (
+        f'<span class="source-chip"{attrs(title=view.source_detail or None)}'
+        f"{attrs(hidden=not view.source_state)}>"
+        f'<span class="source-name">{escape(view.source)}</span> '
+        f'<span class="source-state">{escape(view.source_state)}</span></span>'
     )
 
 
@@ -128,6 +141,30 @@ def _wire(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def source_group_html(section: SourceSection, cards: str = "") -> str:
+    """One group of the models list: its heading and connection line, then its cards. llm.js
+    binds later sections onto the same elements and puts each new card in its source's group."""
+    return (
+        f'<section class="source-group"{attrs(data_source=section.source)}'
+        f"{attrs(data_state=section.state or None, hidden=section.hidden)}>"
+        f'<div class="source-head"{attrs(hidden=not section.heading)}>'
+        f'<h3 class="source-title">{escape(section.title)}</h3>'
+        f'<p class="source-line"{attrs(hidden=not section.line)}>{escape(section.line)}</p>'
+        "</div>"
+        f'<div class="model-grid source-cards">{cards}</div></section>'
+    )
+
+
+def groups_html(views: Sequence[CardView], sections: Sequence[SourceSection]) -> str:
+    """The cards, each in its source's group, in the order given."""
+    return "".join(
+        source_group_html(
+            section, "".join(card_html(view) for view in views if view.source == section.source)
+        )
+        for section in sections
+    )
 
 
 def notice_html(notice: Notice | None) -> str:
@@ -182,8 +219,10 @@ def templates_html() -> str:
         f'<button type="button" class="toast-close"{attrs(aria_label=dismiss, title=dismiss)}>'
         f"{ICON_CLOSE}</button></div>"
     )
+    blank_section = SourceSection("", "", "", "", "", heading=True, hidden=False, announcement="")
     return (
         f'<template id="llm-card-template">{card_html(_blank_view())}</template>\n'
+        f'  <template id="llm-source-template">{source_group_html(blank_section)}</template>\n'
         f'  <template id="llm-toast-template">{toast}</template>\n'
         f"  {page_getting.templates_html()}"
     )
@@ -200,11 +239,15 @@ def page_html(
     getting: dict[str, Any] | None = None,
     quantizable: Iterable[tuple[str, str]] = (),
     upload_limit: int = DEFAULT_UPLOAD_LIMIT,
+    connections: Iterable[ConnectionStatus] = (),
 ) -> str:
     """The whole page. `getting` is what the "Get models" section shows (`?q=`, `?repo=`);
-    `quantizable` the (id, title) of the models the quantizer can take."""
+    `quantizable` the (id, title) of the models the quantizer can take; `connections` the
+    remote engines' (their models are grouped under each, with its connection line)."""
     views = list(views)
-    cards = "".join(card_html(view) for view in views)
+    sections = source_sections(views, connections)
+    cards = groups_html(views, sections)
+    shown = bool(views) or any(section.heading and not section.hidden for section in sections)
     page_data = {
         "text": {**presenter.PAGE_TEXT, **hub_presenter.PAGE_TEXT},
         "notice_timeouts_ms": {str(k): v for k, v in presenter.NOTICE_TIMEOUT_MS.items()},
@@ -276,7 +319,7 @@ def page_html(
         <p class="section-meta" id="library-summary">{escape(summary)}</p>
       </div>
       {notice_html(notice)}
-      <div id="model-grid" class="model-grid"{attrs(hidden=not views)}>{cards}</div>
+      <div id="model-grid" class="model-sources"{attrs(hidden=not shown)}>{cards}</div>
       {body}
     </section>
     {lower}

@@ -316,10 +316,12 @@ def templates_html() -> str:
 
 
 def quantizable_models(models: Iterable[Any], titles: dict[str, str]) -> list[tuple[str, str]]:
-    """(id, title) of the library's models the quantizer can take (F32, F16, BF16 weights)."""
+    """(id, title) of the library's models the quantizer can take (F32, F16, BF16 weights;
+    this machine's files, not a remote engine's)."""
     out = []
     for model in models:
         quant = (model.entry.quantization or "").upper()
-        if model.entry.error is None and quant.split(" ")[0] in QUANTIZABLE:
+        local = model.entry.error is None and model.entry.engine is None
+        if local and quant.split(" ")[0] in QUANTIZABLE:
             out.append((model.entry.id, titles.get(model.entry.id, model.entry.display_name)))
     return out

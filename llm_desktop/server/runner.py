@@ -9,6 +9,7 @@ import threading
 import uvicorn
 
 from llm_desktop.core.engine import Engine
+from llm_desktop.core.engines import EngineSet
 from llm_desktop.core.library import ModelLibrary
 from llm_desktop.core.serving import ModelServing
 from llm_desktop.core.transfers import Transfers
@@ -22,7 +23,7 @@ class ServerThread:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | EngineSet,
         library: ModelLibrary,
         *,
         host: str = "127.0.0.1",

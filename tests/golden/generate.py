@@ -7,7 +7,8 @@ display rule therefore shows up as a diff of this file, reviewed once, for every
 
 Cards are cases with a `view`; transfer rows (downloads, uploads, quantizing) cases with a
 `transfer`; the hub's search hits and a repository's models cases with a `hit` or a
-`remote_model`.
+`remote_model`. Cards of a remote engine's models (a llama.cpp router's) carry the engine's
+connection (`connection`); the groups of the models list are cases with a `section`.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from llm_desktop.core.events import (
 )
 from llm_desktop.core.fit import FitVerdict, MemoryEstimate
 from llm_desktop.core.options import LoadOptions
-from llm_desktop.server.page import card_html
+from llm_desktop.core.remote_engine import ConnectionStatus, RouterModel, model_entry, remote_key
+from llm_desktop.core.source_sections import source_sections
+from llm_desktop.server.page import card_html, source_group_html
 from llm_desktop.server.page_getting import hit_html, remote_model_html, transfer_row_html
 
 GOLDEN = Path(__file__).with_name("presentation.json")
@@ -330,19 +333,202 @@ def cases() -> list[dict]:
     for name, entry, ev, fit_verdict, options in rows:
         if ev is not None:
             ev = replace(ev, model=entry.id)
-        view = presenter.card_view(entry, ev, verdict=fit_verdict, options=options)
-        notice = presenter.notice_for(view, ev) if ev is not None else None
-        out.append(
-            {
-                "name": name,
-                "event": ev.to_dict() if ev else None,
-                "view": view.to_dict(),
-                "notice": notice.to_dict() if notice else None,
-                "html": card_html(view),
-            }
-        )
+        out.append(card_case(name, entry, ev, verdict=fit_verdict, options=options))
+    out += remote_cases()
     same_name = [replace(ENTRY, id=f"twin-{n}", path=f"/models/twin-{n}.gguf") for n in (1, 2)]
     return [*out, {"name": "two models with one name", "titles": presenter.titles(same_name)}]
+
+
+def card_case(
+    name: str,
+    entry: ModelEntry,
+    ev: ProgressEvent | None,
+    *,
+    verdict: FitVerdict | None = None,
+    options: LoadOptions | None = None,
+    connection: ConnectionStatus | None = None,
+) -> dict:
+    view = presenter.card_view(entry, ev, verdict=verdict, options=options, connection=connection)
+    notice = presenter.notice_for(view, ev) if ev is not None else None
+    case = {
+        "name": name,
+        "event": ev.to_dict() if ev else None,
+        "view": view.to_dict(),
+        "notice": notice.to_dict() if notice else None,
+        "html": card_html(view),
+    }
+    if connection is not None:
+        case["connection"] = connection.to_dict()
+    return case
+
+
+# A llama.cpp router on another machine: its models, its connection, and events of the shapes
+# `RouterTranslator` makes of its frames (written out here: the table pins the presenter).
+ENGINE = "lab-gpu"
+ROUTER_URL = "http://10.0.0.5:8080"
+ROUTER_META = {  # what a router reported for the generated "tiny" model once it was loaded
+    "vocab_type": 1,
+    "n_vocab": 259,
+    "n_ctx": 2048,
+    "n_ctx_train": 2048,
+    "n_embd": 64,
+    "n_params": 133824,
+    "size": 535296,
+    "ftype": "all F32",
+}
+CONNECTED = ConnectionStatus(
+    ENGINE, ROUTER_URL, "connected", 0.0, models=3, loaded=1, max_loaded=2, build="b6123-4f1e2d3"
+)
+CONNECTING = ConnectionStatus(ENGINE, ROUTER_URL, "connecting", 0.0)
+UNREACHABLE = ConnectionStatus(
+    ENGINE,
+    ROUTER_URL,
+    "disconnected",
+    0.0,
+    error=ErrorInfo(ErrorKind.NETWORK, f"Could not reach {ENGINE}: connection refused"),
+    retry_in_s=4.0,
+)
+BACK = replace(CONNECTED, gap_s=12.4)
+
+
+def remote(router_id: str, stage: Stage, pct: float, message: str, seq: int, **fields):
+    """An event of a router's model, as `RouterTranslator` makes it of the router's frames."""
+    return ProgressEvent(
+        remote_key(ENGINE, router_id), seq, stage, pct, message, ts=0.0, engine=ENGINE, **fields
+    )
+
+
+def remote_entry(router_id: str, meta: dict | None = None) -> ModelEntry:
+    """A router's model as it lists it: nothing but its id before a load, `meta` after."""
+    return model_entry(
+        ENGINE, RouterModel(router_id, remote_key(ENGINE, router_id), meta=meta or {})
+    )
+
+
+def router_events() -> dict[str, tuple[ModelEntry, ProgressEvent | None]]:
+    """What happened to a router's models, each with the card's entry at that point."""
+    tiny, loaded_tiny = remote_entry("tiny"), remote_entry("tiny", ROUTER_META)
+    crash = (
+        f"{ENGINE} reports only the exit code; its own log says why",
+        "llama-server --host 127.0.0.1 --port 0 --alias other --model /models/other.gguf",
+    )
+    crash_words = f"The model's process on {ENGINE} exited with code 1 while loading"
+    lost = f"Lost contact with {ENGINE} while loading; its state shows on reconnecting"
+    evicted = Reason(
+        REASON_EVICTED,
+        for_model=remote_key(ENGINE, "other"),
+        for_title="other",
+        limit=LIMIT_COUNT,
+        max_loaded=2,
+    )
+    loading = f"Loading on {ENGINE}"
+    return {
+        "unloaded": (tiny, None),
+        "loading, 0 reported": (
+            tiny,
+            remote("tiny", Stage.LOADING, 0.0, loading, 102, elapsed_s=1.2),
+        ),
+        "loading, 1.0 reported": (
+            tiny,
+            remote("tiny", Stage.LOADING, 99.0, loading, 103, elapsed_s=1.6),
+        ),
+        "loaded": (
+            loaded_tiny,
+            remote(
+                "tiny",
+                Stage.COMPLETE,
+                100.0,
+                f"Loaded on {ENGINE}",
+                104,
+                timeline=((f"loading on {ENGINE}", 1.9),),
+            ),
+        ),
+        "evicted": (
+            loaded_tiny,
+            remote(
+                "tiny",
+                Stage.UNLOADED,
+                100.0,
+                f"Unloaded by {ENGINE}",
+                105,
+                op="unload",
+                reason=evicted,
+            ),
+        ),
+        "crashed": (
+            remote_entry("other"),
+            remote(
+                "other",
+                Stage.FAILED,
+                0.0,
+                crash_words,
+                106,
+                error=ErrorInfo(ErrorKind.ENGINE_CRASHED, crash_words, crash),
+            ),
+        ),
+        "asleep": (
+            remote_entry("small", ROUTER_META),
+            remote(
+                "small", Stage.SLEEPING, 0.0, f"Asleep on {ENGINE}: its next request wakes it", 107
+            ),
+        ),
+        "lost": (
+            tiny,
+            remote(
+                "tiny",
+                Stage.FAILED,
+                0.0,
+                lost,
+                108,
+                error=ErrorInfo(
+                    ErrorKind.NETWORK, lost, (f"Could not reach {ENGINE}: connection refused",)
+                ),
+            ),
+        ),
+    }
+
+
+def remote_cases() -> list[dict]:
+    events = router_events()
+    rows = [
+        ("remote: not loaded, its router connected", "unloaded", CONNECTED),
+        ("remote: its router connecting", "unloaded", CONNECTING),
+        ("remote: loading, the router reported 0", "loading, 0 reported", CONNECTED),
+        ("remote: loading, the router reported 1.0", "loading, 1.0 reported", CONNECTED),
+        ("remote: loaded, facts from the router", "loaded", CONNECTED),
+        ("remote: evicted by --models-max", "evicted", CONNECTED),
+        ("remote: its model process crashed", "crashed", CONNECTED),
+        ("remote: asleep", "asleep", CONNECTED),
+        ("remote: loaded, its router unreachable", "loaded", UNREACHABLE),
+        ("remote: contact lost while loading", "lost", UNREACHABLE),
+        ("remote: loaded, its router back after a gap", "loaded", BACK),
+    ]
+    return [card_case(name, *events[key], connection=connection) for name, key, connection in rows]
+
+
+def section_cases() -> list[dict]:
+    """The groups of the models list: this machine alone (no heading), this machine with remote
+    engines, an engine with no model listed, and this machine with no model of its own."""
+    local = presenter.card_view(ENTRY)
+    remote = presenter.card_view(router_events()["unloaded"][0], connection=CONNECTED)
+    other = replace(
+        UNREACHABLE,
+        name="attic",
+        url="http://10.0.0.9:8080",
+        error=ErrorInfo(ErrorKind.NETWORK, "Could not reach attic: timed out"),
+    )
+    tables = [
+        ("this machine alone", [local], []),
+        ("this machine and a router", [local, remote], [CONNECTED]),
+        ("a router connecting, an unreachable one", [local], [CONNECTING, other]),
+        ("remote models only", [remote], [CONNECTED]),
+    ]
+    return [
+        {"name": f"sources: {name}: {section.title}", "section": section.to_dict(), "html": html}
+        for name, views, connections in tables
+        for section in source_sections(views, connections)
+        for html in [source_group_html(section)]
+    ]
 
 
 DOWNLOAD_KEY = "download:acme/Tiny-GGUF:Tiny-Q4_K_M.gguf"
@@ -553,7 +739,7 @@ def hub_cases() -> list[dict]:
 
 
 def render() -> str:
-    table = {"cases": [*cases(), *transfer_cases(), *hub_cases()]}
+    table = {"cases": [*cases(), *section_cases(), *transfer_cases(), *hub_cases()]}
     return json.dumps(table, indent=1, ensure_ascii=False) + "\n"
 
 

@@ -26,6 +26,7 @@ test('the scripts are the modules, and the old 1,850-line file is gone', () => {
     'llm.js',
     'main.js',
     'page.js',
+    'sources.js',
     'sse.js',
     'store.js',
     'transfers.js',

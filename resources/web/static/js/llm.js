@@ -5,7 +5,8 @@
  * message), showToast(message, type, options), setSseEnabled(enabled), cancelLoading(modelId),
  * cleanup(). Underneath: transport.js (HTTP, retries), sse.js (streams, fallback, polling),
  * store.js (events reduced to the newest view per model), views.js (cards, toasts and the
- * connection state, bound from what the server sent) and transfers.js (the Transfers list:
+ * connection state, bound from what the server sent), sources.js (the cards' groups: this
+ * machine, each remote engine with its connection line) and transfers.js (the Transfers list:
  * downloads, uploads and quantizing, whose events come on the same stream).
  *
  * Everything a person reads comes from the server: card views and notices with every event,
@@ -17,6 +18,7 @@ import { ModelStore, checkEvent, checkView } from './store.js';
 import { CardBinder, Toaster, bindConnection } from './views.js';
 import { EventsFeed, LoadRun, StatusPoller } from './sse.js';
 import { TransferBinder, TransferList } from './transfers.js';
+import { SourceGroups } from './sources.js';
 
 const noop = () => {};
 const REFRESH_DELAY_MS = 300;
@@ -64,7 +66,7 @@ export class LLMManager {
    * @param {string} [options.baseUrl='']      the server's origin ('' = the page's)
    * @param {string} [options.token='']        a bearer token (the page has its cookie)
    * @param {boolean} [options.sseEnabled=true]
-   * @param {Element|string} [options.grid='#model-grid']  where new cards go
+   * @param {Element|string} [options.grid='#model-grid']  the cards' groups, one per source
    */
   constructor(options = {}) {
     const document = options.document || globalThis.document;
@@ -85,6 +87,7 @@ export class LLMManager {
       typeof options.grid === 'object' && options.grid
         ? options.grid
         : document.querySelector(options.grid || '#model-grid');
+    this.groups = new SourceGroups({ root: this.grid, template: document.getElementById('llm-source-template') });
     this.binder = new CardBinder({
       document,
       template: document.getElementById('llm-card-template'),
@@ -128,11 +131,13 @@ export class LLMManager {
       timers: this.timers,
       lastSeq: () => this.store.lastSeq,
       onSnapshot: (snapshot) => {
+        this.bindSources(snapshot.sources);
         this.store.applySnapshot(snapshot);
         if (Array.isArray(snapshot.transfers)) this.transfers.replace(snapshot.transfers);
         this._syncEmpty();
       },
       onPayload: (payload) => this._payload(payload),
+      onSources: (listing) => this._applyListing(listing),
       onState: () => this._connectionChanged(),
       onUnparsable: (data) => this._unparsable(data),
       onReconnect: () => {
@@ -144,6 +149,7 @@ export class LLMManager {
       timers: this.timers,
       intervalMs: this.pageData.poll_interval_ms,
       onStatus: (status) => {
+        this.bindSources(status && status.sources);
         this.store.applyStatus(status);
         if (status && Array.isArray(status.transfers)) this.transfers.replace(status.transfers);
       },
@@ -355,7 +361,7 @@ export class LLMManager {
   }
 
   /** GET /api/llm/models: every card from its view (new ones added, gone ones removed, in the
-   * server's order) and the summary line. */
+   * server's order, each in its source's group) and the summary line. */
   async refresh() {
     let data;
     try {
@@ -368,22 +374,38 @@ export class LLMManager {
     const events = {};
     for (const model of models) if (checkEvent(model.last_event)) events[model.id] = model.last_event;
     this.store.applyStatus({ models: events });
-    const views = models.map((model) => model.view).filter((view) => checkView(view));
+    this._applyListing({ views: models.map((model) => model.view), summary: data.summary, sources: data.sources });
+    return data;
+  }
+
+  /** The models list's groups as the server decided them; a connection change is announced. */
+  bindSources(sections) {
+    for (const { section, previous } of this.groups.bind(sections)) {
+      if (previous && previous.state !== section.state) this._announce(section.announcement);
+    }
+    this._syncEmpty();
+  }
+
+  /** Every card of a listing (GET /api/llm/models, or a `sources` message the server sends when
+   * a remote engine connects, drops or lists other models): {views, summary, sources}. */
+  _applyListing({ views: listed, summary: text, sources }) {
+    const views = (Array.isArray(listed) ? listed : []).filter((view) => checkView(view));
     const wanted = new Set(views.map((view) => view.model));
     for (const model of Array.from(this.store.views.keys())) if (!wanted.has(model)) this.store.remove(model);
     for (const card of this._cards()) if (!wanted.has(card.dataset.modelId)) card.remove();
+    this.bindSources(sources); // after the gone cards: a group of a source no longer followed goes
     this.store.applyViews(views);
-    if (this.grid) {
-      views.forEach((view, index) => {
-        const card = this.getCard(view.model);
-        const at = this.grid.children[index] || null;
-        if (card && at !== card && !card.contains(this.document.activeElement)) this.grid.insertBefore(card, at);
-      });
+    const placed = new Map();
+    for (const view of views) {
+      const card = this.getCard(view.model);
+      const box = card ? this.groups.cards(view.source) : null;
+      if (!box) continue;
+      placed.set(box, (placed.get(box) || 0) + 1);
+      const at = box.children[placed.get(box) - 1] || null;
+      if (at !== card && !card.contains(this.document.activeElement)) box.insertBefore(card, at);
     }
     const summary = this.document.getElementById('library-summary');
-    if (summary && typeof data.summary === 'string') summary.textContent = data.summary;
-    this._syncEmpty();
-    return data;
+    if (summary && typeof text === 'string') summary.textContent = text;
   }
 
   /** What a card button (or a toast's) does. Never rejects. */
@@ -533,7 +555,7 @@ export class LLMManager {
     if (!card) {
       if (!this.grid || !this.binder.template) return;
       card = this.binder.create(view);
-      this.grid.append(card);
+      this.groups.cards(view.source).append(card);
       this._syncEmpty();
       this._scheduleRefresh(); // its place in the list and the summary line
     } else if (previous && previous.state !== view.state) {
@@ -657,7 +679,7 @@ export class LLMManager {
   _syncEmpty() {
     const empty = this.document.getElementById('empty-state');
     const some = this._cards().length > 0;
-    if (this.grid) this.grid.hidden = !some;
+    if (this.grid) this.grid.hidden = !some && !this.groups.headed();
     if (empty) empty.hidden = some;
   }
 

@@ -9,7 +9,9 @@
  *   missed and starts no second load.
  * - EventsFeed: /api/llm/events, every model's events for every viewer: a snapshot, then each
  *   event. On an error it reconnects after a backoff, resuming with `last_event_id` (the store's
- *   newest seq) once it has had a snapshot, so nothing is missed or doubled.
+ *   newest seq) once it has had a snapshot, so nothing is missed or doubled. A `sources` message
+ *   (every card's view and the groups, when a remote engine connects, drops or lists other
+ *   models, and first on a resumed stream) is handed on as it is.
  * - StatusPoller: GET /api/llm/status every second while no live stream carries the events.
  *
  * Data that is not JSON, or not an event, is ignored (and counted through `onUnparsable`).
@@ -213,6 +215,7 @@ export class EventsFeed {
    * @param {Function} o.lastSeq        () => the newest seq the page has (where to resume)
    * @param {Function} o.onSnapshot     (snapshot)
    * @param {Function} o.onPayload      (payload)
+   * @param {Function} [o.onSources]    ({views, summary, sources}): a `sources` message
    * @param {Function} o.onState        (state): connecting | live | reconnecting | offline
    * @param {Function} [o.onUnparsable], [o.onReconnect]
    */
@@ -223,6 +226,7 @@ export class EventsFeed {
     this.lastSeq = o.lastSeq;
     this.onSnapshot = o.onSnapshot;
     this.onPayload = o.onPayload;
+    this.onSources = o.onSources || noop;
     this.onState = o.onState || noop;
     this.onUnparsable = o.onUnparsable || noop;
     this.onReconnect = o.onReconnect || noop;
@@ -284,6 +288,16 @@ export class EventsFeed {
       this._ok();
       this.synced = true;
       this.onSnapshot(snapshot);
+    });
+    es.addEventListener('sources', (message) => {
+      if (this.es !== es) return;
+      const listing = parseJson(message.data);
+      if (!listing || typeof listing !== 'object' || !Array.isArray(listing.views)) {
+        this.onUnparsable(message.data);
+        return;
+      }
+      this._ok();
+      this.onSources(listing);
     });
     const onProgress = (message) => {
       if (this.es !== es) return;

@@ -81,6 +81,11 @@ export class CardBinder {
     const chip = q('.state-chip');
     setAttr(chip, 'data-state', view.state);
     setText(chip, view.state_label);
+    const source = q('.source-chip');
+    source.hidden = !view.source_state;
+    setAttr(source, 'title', view.source_detail || null);
+    setText(source.querySelector('.source-name'), view.source);
+    setText(source.querySelector('.source-state'), view.source_state);
     this._bindFit(q('.fit-badge'), view.fit);
     setText(q('.model-facts'), view.facts);
     const path = q('.model-path');
