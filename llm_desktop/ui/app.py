@@ -1,4 +1,5 @@
-"""Start the desktop app: Qt application, theme, engine, main window."""
+"""Start the desktop app: Qt application, theme, engines (this machine's and the remote ones
+a person added), main window."""
 
 from __future__ import annotations
 
@@ -42,10 +43,16 @@ def run(args: argparse.Namespace | None = None) -> int:
     app = create_application()
 
     from llm_desktop.core.engine import Engine
+    from llm_desktop.core.engine_sources import SourceRegistry
+    from llm_desktop.core.engines import EngineSet
     from llm_desktop.core.timings import StageTimes
     from llm_desktop.ui.main_window import MainWindow
 
-    engine = Engine(warm_hosts=1, stage_times=StageTimes.default())
+    # This machine's engine and the remote engines a person added (engines-v1.json), as one.
+    engine = EngineSet(
+        Engine(warm_hosts=1, stage_times=StageTimes.default()),
+        registry=SourceRegistry.default(),
+    )
     try:
         window = MainWindow(
             engine, demo_if_empty=bool(getattr(args, "demo", False)), remember_removals=True

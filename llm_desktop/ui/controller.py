@@ -15,7 +15,16 @@ listed by a fresh scan.
 Serving: one `ModelServing` (load on request, keep-alive, eviction, the request log) is shared
 by the web panel's server, the OpenAI-compatible API server the Serving tab starts and stops,
 and Try it, so a chat in the window keeps its model alive and is listed with the API's
-requests. Its policy lives in the settings (`serving/…`).
+requests. Its policy lives in the settings (`serving/…`). It serves this machine's models only:
+a remote engine's router serves its own API.
+
+Remote engines: the engine is an `EngineSet` (this machine's engine plus llama.cpp routers on
+other machines), so a remote card's load, cancel and unload go where its model is, and its
+events come on the same bus. The set says when a source connects, drops or lists other models
+(on its own threads); that comes here as a queued signal, so the cards' source chips and the
+Engines tab follow it in the GUI thread, and a changed list of remote models is read by a
+library scan on a job. Adding and removing a source (the keyring, the sources file, stopping a
+connection's thread) run on a worker thread of their own, in order.
 """
 
 from __future__ import annotations
@@ -30,9 +39,11 @@ from pathlib import Path
 import platformdirs
 from PySide6.QtCore import QObject, QSettings, Signal
 
-from llm_desktop.core import catalog, presenter
+from llm_desktop.core import catalog, presenter, sources_presenter
 from llm_desktop.core.demo import spec_for_size, write_demo_model
 from llm_desktop.core.engine_api import EngineApi
+from llm_desktop.core.engine_sources import EngineSource, SourceRegistry
+from llm_desktop.core.engines import EngineSet
 from llm_desktop.core.events import ModelError, ModelState, ProgressEvent
 from llm_desktop.core.generation import COMPLETION, ReplyRequest, raise_for
 from llm_desktop.core.library import LibraryModel, ModelLibrary, default_hidden_path
@@ -41,6 +52,7 @@ from llm_desktop.core.model_names import model_id as file_model_id
 from llm_desktop.core.options import InvalidOptions, LoadOptions
 from llm_desktop.core.presenter import ActionId, CardView, Notice, NoticeKind
 from llm_desktop.core.quantize import default_output_path
+from llm_desktop.core.remote_engine import ConnectionStatus
 from llm_desktop.core.serving import (
     DEFAULT_KEEP_ALIVE_S,
     ModelServing,
@@ -106,6 +118,13 @@ class AppController(QObject):
     api_server_failed(str): why the API server could not start, or stopped on its own.
     request_logged(object): a finished `RequestRecord` (an API request or a Try it reply),
         emitted from the request's thread, handled in the GUI thread.
+    sources_changed(list): the remote engines' `ConnectionStatus`es, after any change (a
+        source added or removed, connected or dropped, its models listed).
+    source_added(object, bool, bool, bool): an `EngineSource` added, whether an API key came
+        with it, whether that key is kept past this run, and whether it replaced one of the
+        same name (emitted from the sources' worker thread).
+    source_removed(str): the name of a source removed.
+    source_failed(str, str): a source's name and why adding or removing it failed.
     """
 
     library_changed = Signal(list)
@@ -124,20 +143,32 @@ class AppController(QObject):
     api_server_changed = Signal(str)
     api_server_failed = Signal(str)
     request_logged = Signal(object)
+    sources_changed = Signal(list)
+    source_added = Signal(object, bool, bool, bool)
+    source_removed = Signal(str)
+    source_failed = Signal(str, str)
+    _engines_changed = Signal()  # from the engines' threads: a queued call to this thread
 
     def __init__(
         self,
-        engine: EngineApi,
+        engine: EngineApi | EngineSet,
         *,
         settings: QSettings,
         models_dir: Path,
         include_known: bool = True,
         remember_removals: bool = False,
         state_dir: Path | None = None,
+        sources: SourceRegistry | None = None,
         parent: QObject | None = None,
     ):
+        """`engine`: an `EngineSet`, or this machine's engine alone (then a set is made
+        around it, following the sources of `sources`; None: none, and any added later only
+        for this run)."""
         super().__init__(parent)
-        self.engine = engine
+        if not isinstance(engine, EngineSet):
+            engine = EngineSet(engine, registry=sources)
+        self.engines: EngineSet = engine
+        self.engine = engine  # every operation goes through the set: a remote card's too
         self.settings = settings
         self.models_dir = models_dir
         self.store = ModelStore()
@@ -148,6 +179,7 @@ class AppController(QObject):
             cache=catalog.MetadataCache(),
             hidden_path=default_hidden_path() if remember_removals else None,
         )
+        self.library.remote_entries = engine.remote_entries
         self.server: ServerThread | None = None
         self.jobs = JobRunner(self)
         self.jobs.job_failed.connect(self._job_failed)
@@ -179,6 +211,15 @@ class AppController(QObject):
         self._api_servers: list[ServerThread] = []  # the API job's server, once it is bound
         self._api_auto_start = False
         self._reply_stops: dict[str, threading.Event] = {}
+        # Remote engines: their changes, coalesced into one queued call at a time.
+        self._source_commands: SerialWorker | None = None  # made on first add or remove
+        self._remote_listed: list = []  # the remote models the last scan was asked for
+        self._change_lock = threading.Lock()
+        self._change_pending = False
+        self._engines_changed.connect(self._apply_engines_change)
+        engine.on_change(self._engines_listener)
+        if engine.remotes():
+            self._apply_engines_change()
 
     # -- the library ---------------------------------------------------------------------------
 
@@ -210,7 +251,7 @@ class AppController(QObject):
         for model in models:  # a card that appears mid-load shows where the load is
             if (last := self.engine.state(model.entry.id)) is not None:
                 self.store.apply(last)
-        views = self.store.set_library(models, keep=self.store.in_state(*BUSY_STATES))
+        views = self.store.set_library(models, keep=self._still_busy())
         self.library_changed.emit(views)
         self.status_message.emit(presenter.library_summary(views, self.library.hardware))
         self._after_scan({model.entry.id for model in models})
@@ -233,6 +274,19 @@ class AppController(QObject):
             model_id, self._pending_load = self._pending_load, None
             self._load_new(model_id)
 
+    def _still_busy(self) -> dict[str, str]:
+        """The busy models a scan keeps listing though it did not list them (a loaded model
+        whose file went away); a removed engine's models go with it."""
+        followed = {remote.name for remote in self.engines.remotes()}
+        busy = self.store.in_state(*BUSY_STATES)
+        return {
+            model_id: title
+            for model_id, title in busy.items()
+            if (model := self.store.model(model_id)) is None
+            or model.entry.engine is None
+            or model.entry.engine in followed
+        }
+
     def add_library_folder(self, folder: Path) -> None:
         folders = [str(path) for path in self.library_folders()[1:]]
         if str(folder) not in folders:
@@ -242,11 +296,91 @@ class AppController(QObject):
 
     def quantize_offer(self, model_id: str):
         """The card menu's "Quantize to…" for this model, or None where it makes no sense."""
+        menu = self.card_menu(model_id)
+        return menu.quantize if menu is not None else None
+
+    def card_menu(self, model_id: str) -> sources_presenter.CardMenu | None:
+        """What the model's card offers besides its buttons (settings, "Quantize to…")."""
         model = self.store.model(model_id)
         view = self.store.view(model_id)
         if model is None or view is None:
             return None
-        return presenter.quantize_action(model.entry, view.title)
+        return sources_presenter.card_menu(model.entry, view.title)
+
+    # -- remote engines --------------------------------------------------------------------------
+
+    def _engines_listener(self) -> None:
+        """Called on an engine's thread: one queued call to the GUI thread at a time."""
+        if self._closed:
+            return
+        with self._change_lock:
+            if self._change_pending:
+                return
+            self._change_pending = True
+        self._engines_changed.emit()
+
+    def _apply_engines_change(self) -> None:
+        with self._change_lock:
+            self._change_pending = False
+        if self._closed:
+            return
+        statuses = self.engines.statuses()
+        for view in self.store.set_connections(statuses):
+            self.view_changed.emit(view)
+        self.sources_changed.emit(statuses)
+        listed = self.engines.remote_entries()
+        if listed != self._remote_listed:
+            self._remote_listed = listed
+            self.refresh_library()  # reads the same lists, with the folders, off this thread
+
+    def connections(self) -> list[ConnectionStatus]:
+        """The remote engines' connections, as the cards show them."""
+        return self.store.connections()
+
+    @property
+    def keys_persistent(self) -> bool:
+        """Whether an API key can be kept past this run (a system keyring is there)."""
+        keys = self.engines.keys
+        return keys is not None and keys.persistent
+
+    def add_source(self, source: EngineSource, api_key: str | None = None) -> None:
+        """Follow a router (a checked `EngineSource`); `source_added` or `source_failed` says
+        how it went. The keyring and the sources file are written off the GUI thread."""
+        engines = self.engines
+
+        def add() -> None:
+            replaced = any(remote.name == source.name for remote in engines.remotes())
+            try:
+                kept = engines.add_source(source, api_key or None)
+            except Exception as exc:
+                log.exception("adding the engine %s failed", source.name)
+                message = sources_presenter.add_failure(source.name, exc)
+                self.source_failed.emit(source.name, message)
+                return
+            self.source_added.emit(source, bool(api_key), kept, replaced)
+
+        self._sources_worker().submit(f"add engine {source.name}", add)
+
+    def remove_source(self, name: str) -> None:
+        """Stop following a router and forget it (its key too); `source_removed` says when."""
+        engines = self.engines
+
+        def remove() -> None:
+            try:
+                engines.remove_source(name)
+            except Exception as exc:
+                log.exception("removing the engine %s failed", name)
+                self.source_failed.emit(name, sources_presenter.remove_failure(name, exc))
+                return
+            self.source_removed.emit(name)
+
+        self._sources_worker().submit(f"remove engine {name}", remove)
+
+    def _sources_worker(self) -> SerialWorker:
+        if self._source_commands is None:
+            self._source_commands = SerialWorker("engine-sources", self)
+            self._source_commands.failed.connect(self._job_failed)
+        return self._source_commands
 
     # -- options -------------------------------------------------------------------------------
 
@@ -328,9 +462,7 @@ class AppController(QObject):
             return
         title = self.store.view(model_id).title if self.store.view(model_id) else model_id
         self.library.remove(model_id)
-        views = self.store.set_library(
-            self.library.models(), keep=self.store.in_state(*BUSY_STATES)
-        )
+        views = self.store.set_library(self.library.models(), keep=self._still_busy())
         self.library_changed.emit(views)
         self.notice.emit(
             presenter.info_notice(f"{title} removed from the library", f"remove:{model_id}")
@@ -341,6 +473,9 @@ class AppController(QObject):
             self.engine.unload(model_id)
 
     def apply_event(self, event: ProgressEvent) -> None:
+        if event.engine is not None and event.is_terminal:
+            # A router tells what a model is once it has loaded it: its card's facts follow.
+            self._engines_listener()
         change = self.store.apply(event)
         if change is None:
             return
@@ -360,7 +495,15 @@ class AppController(QObject):
         return {model_id: pid for model_id, pid in pids.items() if pid is not None}
 
     def loaded_models(self) -> dict[str, str]:
-        return self.store.in_state(ModelState.LOADED)
+        """Model id → title of the models loaded on this machine (those Try it, the Serving
+        tab's examples and the process monitor know)."""
+        loaded = self.store.in_state(ModelState.LOADED)
+        return {model_id: title for model_id, title in loaded.items() if self.runs_here(model_id)}
+
+    def runs_here(self, model_id: str) -> bool:
+        """Whether a listed model is this machine's (not a remote engine's)."""
+        model = self.store.model(model_id)
+        return model is not None and model.entry.engine is None
 
     def start_reply(self, model_id: str, request: ReplyRequest) -> Job:
         """Try it: a chat turn (or a raw completion) of `model_id`, on a job that reports each
@@ -534,9 +677,12 @@ class AppController(QObject):
     # -- serving: the policy and the API server -------------------------------------------------
 
     def _entry_of(self, model_id: str):
-        """A model id's catalog entry (called from request threads; the store locks)."""
+        """A model id's catalog entry (called from request threads; the store locks). Serving
+        is this machine's: a remote engine's model is no model here (its router serves it)."""
         model = self.store.model(model_id) or self.library.get(model_id)
-        return model.entry if model is not None else None
+        if model is None or model.entry.engine is not None:
+            return None
+        return model.entry
 
     def serving_policy(self) -> ServingPolicy:
         """The policy saved in the settings: keep-alive seconds (negative: never unload), the
@@ -723,6 +869,8 @@ class AppController(QObject):
         if self.server is not None:
             self.server.request_stop()
         self.commands.shutdown()
+        if self._source_commands is not None:
+            self._source_commands.shutdown()  # an add or remove under way ends first
         self.transfers.shutdown()  # downloads stop quietly and resume at the next start
         self.engine.shutdown()
         self.jobs.shutdown()

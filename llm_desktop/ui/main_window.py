@@ -1,5 +1,6 @@
 """The main window: the library of model cards, "Get models", the web panel, "Serving" (the
-OpenAI-compatible API), the transfer tray, the hardware and try-it panels, and toasts.
+OpenAI-compatible API), "Engines" (this machine and remote llama.cpp routers), the transfer
+tray, the hardware and try-it panels, and toasts.
 
 It wires views to the engine and to background jobs; the decisions a card shows come from the
 presenter, and every failure, from the engine or a job, becomes a toast.
@@ -38,6 +39,8 @@ from PySide6.QtWidgets import (
 from llm_desktop import __version__
 from llm_desktop.core import catalog
 from llm_desktop.core.engine_api import EngineApi
+from llm_desktop.core.engine_sources import SourceRegistry
+from llm_desktop.core.engines import EngineSet
 from llm_desktop.core.fit import format_bytes
 from llm_desktop.core.generation import ReplyRequest
 from llm_desktop.core.options import LoadOptions
@@ -46,6 +49,7 @@ from llm_desktop.core.quantize import QUANT_TYPES
 from llm_desktop.core.serving_presenter import reply_failure, reply_summary
 from llm_desktop.ui import theme
 from llm_desktop.ui.controller import AppController
+from llm_desktop.ui.engines_panel import EnginesPanel
 from llm_desktop.ui.get_models import GetModelsView
 from llm_desktop.ui.hardware_panel import HardwarePanel
 from llm_desktop.ui.hub_browser import HubBrowser
@@ -100,7 +104,7 @@ class MainWindow(QMainWindow):
 
     def __init__(
         self,
-        engine: EngineApi,
+        engine: EngineApi | EngineSet,
         *,
         settings: QSettings | None = None,
         models_dir: Path | None = None,
@@ -109,7 +113,9 @@ class MainWindow(QMainWindow):
         demo_if_empty: bool = False,
         remember_removals: bool = False,
         state_dir: Path | None = None,
+        sources: SourceRegistry | None = None,
     ):
+        """`engine`: an `EngineSet`, or this machine's engine alone (see `AppController`)."""
         super().__init__()
         self.settings = settings or QSettings()
         self.controller = AppController(
@@ -119,6 +125,7 @@ class MainWindow(QMainWindow):
             include_known=include_known,
             remember_removals=remember_removals,
             state_dir=state_dir,
+            sources=sources,
             parent=self,
         )
         self.hub = HubBrowser(self.controller, self)
@@ -186,6 +193,7 @@ class MainWindow(QMainWindow):
         controller.transfer_removed.connect(self.transfers_panel.remove)
         controller.transfer_removed.connect(self._transfer_removed)
         controller.reveal_model.connect(self.reveal_model)
+        controller.sources_changed.connect(self._sources_changed)
         self.transfers_panel.action_requested.connect(controller.transfer_act)
 
     # -- layout -------------------------------------------------------------------------------
@@ -220,6 +228,8 @@ class MainWindow(QMainWindow):
         library.addTab(self.web_panel, "Web panel")
         self.serving_panel = ServingPanel(self.controller)
         library.addTab(self.serving_panel, "Serving")
+        self.engines_panel = EnginesPanel(self.controller)
+        library.addTab(self.engines_panel, self.engines_panel.title)
         library.currentChanged.connect(self._tab_changed)
         self.tabs = library
         # Downloads and quantize jobs, seen from every tab; hidden while there are none.
@@ -325,6 +335,7 @@ class MainWindow(QMainWindow):
         )
         self._action(view_menu, "&Get models", self.show_get_models, QKeySequence("Ctrl+3"))
         self._action(view_menu, "&Serving", self.show_serving, QKeySequence("Ctrl+4"))
+        self._action(view_menu, "&Engines", self.show_engines, QKeySequence("Ctrl+5"))
         self._action(view_menu, "Open page in &browser", self.open_in_browser)
         self.side_action = self._action(view_menu, "&Side panels", self._toggle_side)
         self.side_action.setCheckable(True)
@@ -350,6 +361,7 @@ class MainWindow(QMainWindow):
 
     def _show_library(self, views: list[CardView]) -> None:
         seen = set()
+        remote_sources = bool(self.controller.connections())
         for index, view in enumerate(views):
             seen.add(view.model)
             card = self.cards.get(view.model)
@@ -363,7 +375,8 @@ class MainWindow(QMainWindow):
                 self.cards[view.model] = card
             else:
                 card.render(view)
-            card.set_quantize_offer(self.controller.quantize_offer(view.model), QUANT_TYPES)
+            card.set_menu(self.controller.card_menu(view.model), QUANT_TYPES)
+            card.set_remote_sources(remote_sources)
             self.cards_layout.insertWidget(index, card)
         for model_id in list(self.cards):
             if model_id not in seen:
@@ -374,6 +387,10 @@ class MainWindow(QMainWindow):
         self.empty_state.setVisible(not self.cards)
         self.scroll.setVisible(bool(self.cards))
         self.library_loaded.emit()
+
+    def _sources_changed(self, statuses: list) -> None:
+        for card in self.cards.values():
+            card.set_remote_sources(bool(statuses))
 
     def _show_view(self, view: CardView) -> None:
         if (card := self.cards.get(view.model)) is not None:
@@ -424,7 +441,9 @@ class MainWindow(QMainWindow):
         """Called from the poller's thread: only reads a dict the GUI thread replaces whole."""
         return dict(self._loaded_pid_map)
 
-    def _loaded_models_changed(self, loaded: dict[str, str]) -> None:
+    def _loaded_models_changed(self, _loaded: dict[str, str]) -> None:
+        # Try it and the process monitor know this machine's models (a router's are its own).
+        loaded = self.controller.loaded_models()
         self._loaded_pid_map = self.controller.loaded_pids()
         self.try_panel.set_models(loaded, self.controller.without_chat_template(loaded))
         self.hardware_panel.set_model_names(loaded)
@@ -507,6 +526,9 @@ class MainWindow(QMainWindow):
 
     def show_serving(self) -> None:
         self.tabs.setCurrentWidget(self.serving_panel)
+
+    def show_engines(self) -> None:
+        self.tabs.setCurrentWidget(self.engines_panel)
 
     def _tab_changed(self, index: int) -> None:
         if self.tabs.widget(index) is self.web_panel:

@@ -1,4 +1,5 @@
-"""A model card: what the model is, whether it fits, and its load progress, from engine events."""
+"""A model card: what the model is, where it runs, whether it fits, and its load progress, from
+engine events."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from PySide6.QtWidgets import (
 from llm_desktop.core.options import MAX_CONTEXT, MAX_GPU_LAYERS, LoadOptions
 from llm_desktop.core.presenter import Action, ActionId, CardView
 from llm_desktop.core.serving_presenter import SERVING_DEFAULT, model_keep_alive_choices
+from llm_desktop.core.sources_presenter import CardMenu, source_chip
+from llm_desktop.ui import theme
 from llm_desktop.ui.elided_label import ElidedLabel
 from llm_desktop.ui.spinner import SpinnerOverlay
 
@@ -64,6 +67,11 @@ class ModelCard(QFrame):
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.fit_badge = QLabel()
         self.fit_badge.setObjectName("fitBadge")
+        # Where the model runs ("lab-gpu · Connected"): the sources presenter says when and how.
+        self.source_chip = QLabel()
+        self.source_chip.setObjectName("badge")
+        self.source_chip.setVisible(False)
+        self._remote_sources = False
         self.facts = QLabel()
         self.facts.setObjectName("cardFacts")
         self.facts.setWordWrap(True)
@@ -162,6 +170,7 @@ class ModelCard(QFrame):
         info.setSpacing(4)
         header = QHBoxLayout()
         header.addWidget(self.title, 1)
+        header.addWidget(self.source_chip, 0, Qt.AlignmentFlag.AlignTop)
         header.addWidget(self.fit_badge, 0, Qt.AlignmentFlag.AlignTop)
         info.addLayout(header)
         # The busy overlay covers what the model is made of, never its name and fit badge:
@@ -244,6 +253,15 @@ class ModelCard(QFrame):
 
     # -- the menu ----------------------------------------------------------------------------
 
+    def set_menu(self, menu: CardMenu | None, types: tuple[str, ...]) -> None:
+        """Offer the load settings and "Quantize to…" where the presenter does (a remote
+        model's router loads it its own way: neither)."""
+        settings = menu is not None and menu.settings
+        if not settings:
+            self.settings_button.setChecked(False)
+        self.settings_button.setVisible(settings)
+        self.set_quantize_offer(menu.quantize if menu is not None else None, types)
+
     def set_quantize_offer(self, offer: Action | None, types: tuple[str, ...]) -> None:
         """Show "Quantize to…" with one entry per type, or nothing where the presenter offers
         none (an already quantized or unreadable model)."""
@@ -286,6 +304,7 @@ class ModelCard(QFrame):
         self.path_label.setText(view.path)
         self.path_label.setToolTip(view.path)
         self._render_fit(view)
+        self._render_source(view)
         self.setProperty("state", str(view.state))
         if view.indeterminate:
             self.progress.setRange(0, 0)
@@ -338,6 +357,25 @@ class ModelCard(QFrame):
         self.fit_badge.setToolTip(fit.summary)
         self.fit_badge.setAccessibleName(fit.accessible_name)
         self.fit_badge.setAccessibleDescription(fit.summary)
+
+    def set_remote_sources(self, present: bool) -> None:
+        """Whether remote engines are set up (then this machine's cards say where they run)."""
+        if present != self._remote_sources:
+            self._remote_sources = present
+            self._render_source(self.view)
+
+    def _render_source(self, view: CardView) -> None:
+        chip = source_chip(view, remote_sources=self._remote_sources)
+        self.source_chip.setVisible(chip is not None)
+        if chip is None:
+            return
+        self.source_chip.setText(chip.text)
+        if self.source_chip.property("tone") != chip.tone:
+            self.source_chip.setProperty("tone", chip.tone)
+            theme.repolish(self.source_chip)
+        self.source_chip.setToolTip(chip.tooltip)
+        self.source_chip.setAccessibleName(chip.accessible_name)
+        self.source_chip.setAccessibleDescription(chip.tooltip)
 
     @staticmethod
     def _restyle(widget: QWidget) -> None:

@@ -54,30 +54,12 @@ from llm_desktop.core.serving_presenter import (
 )
 from llm_desktop.ui import theme
 from llm_desktop.ui.controller import AppController
+from llm_desktop.ui.panels import muted_label, panel_card
 
 GB = 10**9  # sizes are decimal everywhere in the app
 MAX_LOADED_LIMIT = 64
 COPIED_MS = 1500
 EXAMPLE_TABS = ("Python", "curl")  # in the order client_examples gives them
-
-
-def _card(title: str) -> tuple[QFrame, QVBoxLayout]:
-    card = QFrame()
-    card.setObjectName("sidePanel")
-    layout = QVBoxLayout(card)
-    layout.setContentsMargins(16, 12, 16, 14)
-    layout.setSpacing(8)
-    heading = QLabel(title)
-    heading.setObjectName("panelTitle")
-    layout.addWidget(heading)
-    return card, layout
-
-
-def _muted(text: str = "") -> QLabel:
-    label = QLabel(text)
-    label.setObjectName("muted")
-    label.setWordWrap(True)
-    return label
 
 
 class CopyButton(QPushButton):
@@ -133,7 +115,7 @@ class ServingPanel(QWidget):
     # -- layout -------------------------------------------------------------------------------
 
     def _build_server(self) -> QFrame:
-        card, layout = _card("OpenAI-compatible API")
+        card, layout = panel_card("OpenAI-compatible API")
         self.state_chip = QLabel()
         self.state_chip.setObjectName("badge")
         self.state_chip.setAccessibleName("API server state")
@@ -153,7 +135,7 @@ class ServingPanel(QWidget):
         row.addStretch(1)
         row.addWidget(self.start_button)
         layout.insertLayout(0, row)
-        self.state_line = _muted()
+        self.state_line = muted_label()
         self.error_label = QLabel()
         self.error_label.setObjectName("inlineError")
         self.error_label.setWordWrap(True)
@@ -193,7 +175,7 @@ class ServingPanel(QWidget):
         return card
 
     def _build_policy(self) -> QFrame:
-        card, layout = _card("Models on request")
+        card, layout = panel_card("Models on request")
         policy = self.controller.serving.policy
         self.keep_alive = QComboBox()
         self.keep_alive.setAccessibleName("Unload models loaded on request after this idle time")
@@ -226,7 +208,7 @@ class ServingPanel(QWidget):
             label.setBuddy(field)
             layout.addWidget(label)
             layout.addWidget(field)
-        self.policy_line = _muted()
+        self.policy_line = muted_label()
         layout.addWidget(self.policy_line)
         layout.addStretch(1)
         self.keep_alive.currentIndexChanged.connect(self._apply_policy)
@@ -267,7 +249,7 @@ class ServingPanel(QWidget):
         page = QWidget()
         layout = QVBoxLayout(page)
         layout.setContentsMargins(0, 8, 0, 0)
-        self.requests_empty = _muted(NO_REQUESTS)
+        self.requests_empty = muted_label(NO_REQUESTS)
         self.requests_empty.setAlignment(Qt.AlignmentFlag.AlignTop)
         self.request_tree = QTreeWidget()
         self.request_tree.setAccessibleName("Recent requests, by model")
@@ -384,7 +366,11 @@ class ServingPanel(QWidget):
     def show_examples(self) -> None:
         loaded = list(self.controller.loaded_models())
         views = self.controller.store.views()
-        listed = [view.model for view in views if view.state is not ModelState.UNREADABLE]
+        listed = [
+            view.model
+            for view in views
+            if view.state is not ModelState.UNREADABLE and self.controller.runs_here(view.model)
+        ]  # the API serves this machine's models: a remote engine's router serves its own
         model = next(iter(loaded + listed), EXAMPLE_MODEL_PLACEHOLDER)
         examples = client_examples(self.controller.api_url, self.controller.api_token(), model)
         for view, example in zip(self.example_views, examples, strict=True):

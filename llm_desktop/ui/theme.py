@@ -17,13 +17,15 @@ Widgets opt in by object name and dynamic properties, never by colours of their 
 ``QLabel#panelTitle``           a panel's title; ``QLabel#sectionTitle`` a heading inside one
 ``QLabel[muted="true"]``        secondary text
 ``QLabel#badge[tone=...]``      a pill toned ``warning`` (gated), ``accent`` (recommended,
-                                busy) or ``success`` (a server running)
+                                busy), ``success`` (a server running, an engine connected)
+                                or ``error`` (an engine unreachable)
 ``QFrame#transferTray``         the transfer tray; ``QFrame#transferRow`` one row, property
                                 ``stage`` (complete, failed, cancelled, paused, ...)
 ``QProgressBar#slimBar``        a thin bar with no text (the line under it says the numbers)
 ``QPushButton#linkButton``      a quiet text-only button
 ``QFrame#remoteModel``          a model in "Get models"; ``QLabel#inlineError`` an error
-                                shown in place
+                                shown in place, ``QLabel#inlineNote`` a result shown in place
+``QFrame#engineRow``            an engine in the Engines tab; property ``tone`` as a badge's
 ==============================  ===========================================================
 
 After changing a dynamic property on a shown widget, call `repolish(widget)` so the
@@ -375,6 +377,7 @@ QLabel#badge[tone="accent"] { background: $accent_bg; color: $accent; border-col
 QLabel#badge[tone="success"] {
     background: $success_bg; color: $success; border-color: $success;
 }
+QLabel#badge[tone="error"] { background: $error_bg; color: $error; border-color: $error; }
 QLabel#fitBadge[verdict="pending"], QLabel#fitBadge[verdict="unknown"] {
     font-weight: 400;
 }
@@ -416,6 +419,21 @@ QFrame#remoteModel:hover { border-color: $border_strong; }
 QLabel#quantName { font-size: 11pt; font-weight: 600; color: $text; }
 QLabel#inlineError {
     background: $error_bg; color: $error; border: $line solid $error; border-radius: 6px;
+    padding: 6px 10px;
+}
+
+/* The Engines tab: one row per engine, its left edge saying the connection (the chip says it
+   in words too); a note after adding one. */
+QFrame#engineRow {
+    background: $surface; border: $line solid $border; border-radius: 8px;
+    border-left: 4px solid $border_strong;
+}
+QFrame#engineRow[tone="success"] { border-left-color: $success; }
+QFrame#engineRow[tone="accent"] { border-left-color: $accent; }
+QFrame#engineRow[tone="error"] { border-left-color: $error; }
+QLabel#engineName { font-size: 11pt; font-weight: 600; color: $text; }
+QLabel#inlineNote {
+    background: $success_bg; color: $text; border: $line solid $success; border-radius: 6px;
     padding: 6px 10px;
 }
 
