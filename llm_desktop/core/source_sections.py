@@ -36,7 +36,9 @@ class SourceSection:
     line: str  # the connection line under the heading ("" for this machine)
     heading: bool  # False: the cards show without a heading (this machine is the only source)
     hidden: bool  # True: nothing of it to show (this machine, with remote models only)
-    announcement: str  # what a screen reader hears when the connection changes
+    # What a screen reader hears when the engine becomes reachable or unreachable; "" while it
+    # is connecting (each attempt to reach an unreachable engine would be heard otherwise).
+    announcement: str
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,7 +80,9 @@ def source_sections(
                 line=line,
                 heading=True,
                 hidden=False,
-                announcement=FACTS_SEPARATOR.join(part for part in (name, line) if part),
+                announcement=FACTS_SEPARATOR.join((name, line))
+                if status is not None and status.state != "connecting"
+                else "",
             )
         )
     return sections

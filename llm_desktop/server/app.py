@@ -255,32 +255,39 @@ class LlmServer:
 
     def sources_changed(self) -> None:
         """A remote engine connected, dropped or changed its list (on the watch's thread): list
-        the models again, give the store the connections, and tell every page."""
-        self.refresh_now()
+        the models again, give the store the connections, and tell every page. The folders are
+        read again only when a remote model came or went."""
+        listed = {model.entry.id for model in self.library.models() if model.entry.engine}
+        if {entry.id for entry in self.engine.remote_entries()} != listed:
+            self.refresh_now()
         with self.engine.bus.lock:  # between events: the views are those of the events sent
-            self._sync_connections()
+            self._remote_entries_now()
             self.hub.broadcast("sources", self.sources_payload())
 
     def _remote_facts(self, event: ProgressEvent) -> None:
         """A remote model loaded (on the engine's thread, under the bus's lock): its entry as
-        its engine lists it now, with the facts the router reported. In memory: no disk read."""
+        its engine lists it now, with the facts the router reported."""
         if event.engine is None or event.stage is not Stage.COMPLETE:
             return
         try:
-            fresh = {entry.id: entry for entry in self.engine.remote_entries()}
-            model = self.store.model(event.model)
-            if model is None or fresh.get(event.model, model.entry) == model.entry:
-                return
-            self._set_library(
-                [
-                    LibraryModel(fresh[listed.entry.id], None)
-                    if listed.entry.id in fresh
-                    else listed
-                    for listed in self.library.models()
-                ]
-            )
+            self._remote_entries_now()
         except Exception:  # the bus drops a subscriber that raises: say so, and stay
             log.exception("could not list the facts of %s", event.model)
+
+    def _remote_entries_now(self) -> None:
+        """The library's remote models as their engines list them now (in memory: no disk
+        read), and the engines' connections."""
+        fresh = {entry.id: entry for entry in self.engine.remote_entries()}
+        models = self.library.models()
+        if all(fresh.get(model.entry.id, model.entry) == model.entry for model in models):
+            self._sync_connections()
+            return
+        self._set_library(
+            [
+                LibraryModel(fresh[model.entry.id], None) if model.entry.id in fresh else model
+                for model in models
+            ]
+        )
 
     def sources_payload(self) -> dict[str, Any]:
         """Every card's view in the library's order, the summary line and the groups: what a

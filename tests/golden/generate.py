@@ -520,6 +520,7 @@ def section_cases() -> list[dict]:
     tables = [
         ("this machine alone", [local], []),
         ("this machine and a router", [local, remote], [CONNECTED]),
+        ("this machine and an unreachable router", [local, remote], [UNREACHABLE]),
         ("a router connecting, an unreachable one", [local], [CONNECTING, other]),
         ("remote models only", [remote], [CONNECTED]),
     ]

@@ -380,9 +380,7 @@ export class LLMManager {
 
   /** The models list's groups as the server decided them; a connection change is announced. */
   bindSources(sections) {
-    for (const { section, previous } of this.groups.bind(sections)) {
-      if (previous && previous.state !== section.state) this._announce(section.announcement);
-    }
+    for (const text of this.groups.bind(sections)) this._announce(text);
     this._syncEmpty();
   }
 

@@ -41,8 +41,8 @@ export class SourceGroups {
   constructor({ root, template }) {
     this.root = root;
     this.template = template;
-    /** source → the section last bound */
-    this.sections = new Map();
+    /** source → the state a person last heard (or saw rendered) */
+    this.heard = new Map();
   }
 
   groups() {
@@ -55,27 +55,32 @@ export class SourceGroups {
 
   /**
    * Binds the server's sections, in their order (a group for each; new ones from the template).
-   * A group no section names goes once it holds no card. Returns [{section, previous}].
+   * A group no section names goes once it holds no card. Returns what to announce: the
+   * announcement of each engine whose state differs from the one a person last heard (the
+   * server leaves it empty while an engine is connecting).
    */
   bind(sections) {
     if (!this.root || !Array.isArray(sections)) return [];
     const checked = sections.filter(checkSection);
-    const changes = checked.map((section, index) => {
-      const group = this.group(section.source) || this._create();
-      bindGroup(group, section);
+    const announce = [];
+    checked.forEach((section, index) => {
+      const found = this.group(section.source);
+      if (found && !this.heard.has(section.source)) this.heard.set(section.source, found.dataset.state || '');
+      const group = bindGroup(found || this._create(), section);
       const at = this.root.children[index] || null;
       if (at !== group) this.root.insertBefore(group, at);
-      const previous = this.sections.get(section.source) || null;
-      this.sections.set(section.source, section);
-      return { section, previous };
+      if (section.announcement && this.heard.get(section.source) !== section.state) {
+        if (found) announce.push(section.announcement);
+        this.heard.set(section.source, section.state);
+      }
     });
     const named = new Set(checked.map((section) => section.source));
     for (const group of this.groups()) {
       if (named.has(group.dataset.source) || group.querySelector('.model-card')) continue;
-      this.sections.delete(group.dataset.source);
+      this.heard.delete(group.dataset.source);
       group.remove();
     }
-    return changes;
+    return announce;
   }
 
   /** Where a card of `source` goes: its group's cards (a group is made for a source that no
