@@ -60,7 +60,7 @@ export class SourceGroups {
    * server leaves it empty while an engine is connecting).
    */
   bind(sections) {
-    if (!this.root || !Array.isArray(sections)) return [];
+    if (!this.root || !this.template || !Array.isArray(sections)) return [];
     const checked = sections.filter(checkSection);
     const announce = [];
     checked.forEach((section, index) => {
