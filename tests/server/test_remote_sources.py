@@ -285,3 +285,24 @@ def test_an_unreachable_engine_is_listed_with_why(local_models):
     assert group and '<article class="model-card' not in group.group(0)
     assert 'data-state="disconnected"' in group.group(0)
     assert 'id="model-grid" class="model-sources" hidden' not in page
+
+
+@needs_router
+def test_the_page_without_scripts_loads_and_unloads_a_remote_model(served, router):
+    server, _engines = served
+    key = remote_key(ENGINE, "tiny")
+    with client_of(server) as client:
+        loaded = client.post("/actions/load", data={"model": key})
+        assert loaded.status_code == 303, loaded.text
+        assert router.status("tiny") == "loaded"
+        page = client.get(loaded.headers["location"]).text
+        card = re.search(
+            rf'<article class="model-card is-loaded"[^>]*id="model-{key}".*?</article>', page
+        )
+        assert card, "the card of the loaded model"
+        assert f'<span class="source-name">{ENGINE}</span>' in card.group(0)
+        assert "tiny is ready" in page  # the outcome, for the page without scripts
+
+        unloaded = client.post("/actions/unload", data={"model": key})
+        assert unloaded.status_code == 303, unloaded.text
+        assert router.status("tiny") == "unloaded"  # the answer waited for the unload's end
