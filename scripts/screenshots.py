@@ -3,12 +3,17 @@
 Run under a real X server (Xvfb): `xvfb-run -a .venv/bin/python scripts/screenshots.py`
 (`make screenshots` does that). It builds a throwaway library of generated models, drives real
 loads through the engine, and grabs the window at each state; the Serving tab with requests
-the official `openai` client made (one loads its model on request) and a chat in Try it; then
-`journey.py` takes a new user's first download from a hub on loopback (the get-models-*.png).
+the official `openai` client made (one loads its model on request) and a chat in Try it; remote
+engines (two real llama.cpp routers on loopback, added in the Engines tab, a card loading on one
+of them); then `journey.py` takes a new user's first download from a hub on loopback (the
+get-models-*.png).
+
+`--only remote` takes the remote-engine shots alone (remote-engines.png, engines-panel.png).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import sys
@@ -22,13 +27,15 @@ from PySide6.QtWidgets import QApplication
 
 from llm_desktop.core.demo import DemoSpec, spec_for_size, write_demo_model
 from llm_desktop.core.engine import Engine
+from llm_desktop.core.engines import EngineSet
 from llm_desktop.core.events import ModelState, Stage
 from llm_desktop.core.options import LoadOptions
 from llm_desktop.ui import theme
 from llm_desktop.ui.app import create_application, prepare_environment
 from llm_desktop.ui.main_window import MainWindow
 
-OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "screenshots"
 
 
 def wait_until(app: QApplication, condition, timeout_s: float = 60.0) -> None:
@@ -123,11 +130,111 @@ def serving_shots(app: QApplication, window: MainWindow, cards: dict) -> None:
     window.serving_panel.max_loaded.setValue(0)
 
 
+def drop_page_cache() -> bool:
+    """Forget every file's cached pages (root only), so that a router's next load reads its
+    file from the disk: a 1.5 GB model then takes seconds to load, long enough to be seen."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except OSError as exc:
+        print(f"could not drop the page cache ({exc}): the remote load may be quick", flush=True)
+        return False
+    return True
+
+
+def remote_shots(app: QApplication, root: Path) -> None:
+    """Two real llama.cpp routers on loopback ("lab-gpu", "closet-box", the second with an API
+    key), added in the Engines tab as a person would; then the library with this machine's
+    model and theirs, one of them loading on lab-gpu. The shot is taken on a real LOADING event
+    of that load (the page cache is dropped first, so the router reads 1.5 GB from the disk)."""
+    if str(ROOT) not in sys.path:
+        sys.path.append(str(ROOT))  # the routers the tests run, reused here
+    from tests.helpers.routers import RouterProcess
+
+    lab_models, closet_models = root / "lab-gpu", root / "closet-box"
+    write_demo_model(lab_models / "demo-1.5gb.gguf", spec_for_size(1500, seed=21))
+    write_demo_model(lab_models / "demo-tiny.gguf", DemoSpec(seed=22, name="Tiny demo"))
+    write_demo_model(closet_models / "demo-wide-vocab.gguf", DemoSpec(seed=23, vocab=32000))
+    local_models = root / "remote-local"
+    write_demo_model(local_models / "llm-desktop-demo.gguf", spec_for_size(64))
+    lab = RouterProcess(lab_models).start()
+    closet = RouterProcess(closet_models, api_key="closet-key").start()
+    engine = EngineSet(Engine(warm_hosts=0))  # sources added below, for this run only
+    settings = QSettings(str(root / "remote-settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(
+        engine,
+        settings=settings,
+        models_dir=local_models,
+        include_known=False,
+        state_dir=root / "remote-state",
+    )
+    try:
+        window.resize(1180, 900)
+        window.show()
+        wait_until(app, lambda: len(window.cards) == 1)
+        (local,) = window.cards.values()
+        local.load_button.click()
+        wait_until(app, lambda: local.view.state is ModelState.LOADED)
+
+        window.show_engines()
+        panel = window.engines_panel
+        for name, router, key in (("lab-gpu", lab, ""), ("closet-box", closet, "closet-key")):
+            panel.name_field.setText(name)
+            panel.url_field.setText(router.url)
+            panel.key_field.setText(key)
+            panel.add_button.click()
+            wait_until(app, lambda name=name: name in panel.rows and panel.add_button.isEnabled())
+        wait_until(
+            app,
+            lambda: all(row.chip.text() == "Connected" for row in list(panel.rows.values())[1:]),
+        )
+        window.toasts.dismiss_all()
+        settle(app, 600)
+        window.grab().save(str(OUT / "engines-panel.png"))
+
+        window.show_library()
+        wait_until(app, lambda: len(window.cards) == 4)
+        cards = {card.view.path: card for card in window.cards.values()}
+        for router_id in ("demo-tiny", "demo-wide-vocab"):
+            cards[router_id].load_button.click()
+            wait_until(app, lambda r=router_id: cards[r].view.state is ModelState.LOADED)
+        big = cards["demo-1.5gb"]
+        shots = {}
+
+        def capture(event) -> None:
+            # A tick of the router's load (it reports nothing between its start and its end):
+            # the card says so, with the time so far. The first one after a second is taken.
+            if event.model == big.model_id and event.stage is Stage.LOADING:
+                shots.setdefault("first", window.grab())
+                if (event.elapsed_s or 0) >= 1.0:
+                    shots.setdefault("loading", window.grab())
+
+        window.toasts.dismiss_all()
+        settle(app, 300)
+        drop_page_cache()
+        window.bridge.event_received.connect(capture)
+        big.load_button.click()
+        wait_until(app, lambda: big.view.state is not ModelState.LOADING and "first" in shots, 120)
+        (shots.get("loading") or shots["first"]).save(str(OUT / "remote-engines.png"))
+    finally:
+        window.close()
+        engine.shutdown()
+        lab.stop()
+        closet.stop()
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("remote",), help="take only these shots")
+    args = parser.parse_args()
     prepare_environment()
     OUT.mkdir(parents=True, exist_ok=True)
     app = create_application()
     theme.apply_theme(app, "light")
+    if args.only == "remote":
+        with tempfile.TemporaryDirectory(prefix="llm-shots-") as temp:
+            remote_shots(app, Path(temp))
+        return 0
     with tempfile.TemporaryDirectory(prefix="llm-shots-") as temp:
         root = Path(temp)
         models = root / "models"
@@ -219,6 +326,7 @@ def main() -> int:
         window.close()
         engine.shutdown()
         theme.apply_theme(app, "light")
+        remote_shots(app, root)
     take_journey(app, OUT)
     print("\n".join(str(path) for path in sorted(OUT.glob("*.png"))))
     return 0

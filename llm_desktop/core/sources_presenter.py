@@ -37,9 +37,10 @@ LIST_HELP = (
 )
 FORM_TITLE = "Add a remote engine"
 FORM_HELP = (
-    "Start the router on the other machine with `llama-server --models-dir <folder> --host "
-    "0.0.0.0 --port 8080` (add `--api-key <key>` to require a key), then give its address here."
+    "On the other machine, start llama.cpp's server in router mode (add --api-key to require "
+    "a key), then give its address here:"
 )
+FORM_COMMAND = "llama-server --models-dir ~/models --host 0.0.0.0 --port 8080"
 NAME_LABEL = "Name"
 NAME_PLACEHOLDER = "lab-gpu (optional: made from the address)"
 NAME_HINT = "Shown on each card of its models: lower-case letters, digits and dashes"
@@ -53,7 +54,7 @@ ADDING = "Adding…"
 SHOW_KEY, HIDE_KEY = "Show", "Hide"
 REMOVE_BUTTON = "Remove"
 REMOVING = "Removing…"
-LOCAL_ADDRESS = "This computer's model folders"
+LOCAL_ADDRESS = "Models in this computer's folders, loaded in model hosts here"
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,12 @@ def source_chip(view: CardView, *, remote_sources: bool) -> SourceChip | None:
     tone = next((STATE_TONES[key] for key, word in CONNECTION_LABELS.items() if word == state), "")
     spoken = f"Runs on {view.source}" + (f": {state.lower()}" if state else "")
     return SourceChip(text, tone, view.source_detail or f"Runs on {view.source}", spoken)
+
+
+def shows_path(view: CardView) -> bool:
+    """A file's path says where it is; a remote model's "path" is the router's id of it, its
+    title already (the chip says where it runs)."""
+    return view.source == THIS_MACHINE
 
 
 @dataclass(frozen=True)
@@ -122,7 +129,8 @@ class SourceRow:
 def source_rows(
     statuses: Iterable[ConnectionStatus], *, local_models: int, local_loaded: int
 ) -> list[SourceRow]:
-    """This machine first, then each remote engine by name."""
+    """This machine first, then each remote engine in the order they were added (the order of
+    their cards in the Library)."""
     count = f"{local_models} model{'' if local_models == 1 else 's'}"
     local_line = count + (f", {local_loaded} loaded" if local_loaded else "")
     rows = [
@@ -132,12 +140,12 @@ def source_rows(
             LOCAL_ADDRESS,
             "",
             "",
-            FACTS_SEPARATOR.join((local_line, "loaded in model hosts on this computer")),
+            local_line,
             removable=False,
             accessible_name=f"{THIS_MACHINE}: {local_line}",
         )
     ]
-    for status in sorted(statuses, key=lambda status: status.name):
+    for status in statuses:
         state = CONNECTION_LABELS.get(status.state, status.state)
         line = connection_line(status)
         rows.append(
@@ -188,8 +196,8 @@ def added_message(source: EngineSource, *, key_given: bool, kept: bool, replaced
     if kept:
         return f"{text} Its API key is in the system keyring."
     return (
-        f"{text} Its API key is kept only until llm-desktop quits (no system keyring took it): "
-        "add the engine again with its key after a restart."
+        f"{text} No system keyring took its API key: it is kept until llm-desktop quits, so add "
+        "the engine again with its key after a restart."
     )
 
 

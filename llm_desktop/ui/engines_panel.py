@@ -10,6 +10,7 @@ sources presenter.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
@@ -29,6 +30,7 @@ from llm_desktop.core.sources_presenter import SourceRow
 from llm_desktop.ui import theme
 from llm_desktop.ui.controller import AppController
 from llm_desktop.ui.panels import muted_label, panel_card
+from llm_desktop.ui.serving_panel import CopyButton
 
 
 class EngineRow(QFrame):
@@ -103,11 +105,12 @@ class EnginesPanel(QWidget):
         self._adding: EngineSource | None = None
         content = QWidget()
         content.setObjectName("cardList")
-        layout = QHBoxLayout(content)
+        layout = QVBoxLayout(content)
         layout.setContentsMargins(16, 16, 16, 16)
         layout.setSpacing(12)
-        layout.addWidget(self._build_list(), 3, Qt.AlignmentFlag.AlignTop)
-        layout.addWidget(self._build_form(), 2, Qt.AlignmentFlag.AlignTop)
+        layout.addWidget(self._build_list())
+        layout.addWidget(self._build_form())
+        layout.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -137,9 +140,17 @@ class EnginesPanel(QWidget):
 
     def _build_form(self) -> QFrame:
         card, layout = panel_card(words.FORM_TITLE)
-        help_text = muted_label(words.FORM_HELP)
-        help_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(help_text)
+        layout.addWidget(muted_label(words.FORM_HELP))
+        self.command = QLabel(words.FORM_COMMAND)
+        self.command.setObjectName("codeLine")
+        self.command.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.command.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.command.setAccessibleName("The router's command line")
+        self.copy_command = CopyButton("Copy the router's command line", self.command.text)
+        command_row = QHBoxLayout()
+        command_row.addWidget(self.command, 1)
+        command_row.addWidget(self.copy_command)
+        layout.addLayout(command_row)
         self.name_field = QLineEdit()
         self.name_field.setPlaceholderText(words.NAME_PLACEHOLDER)
         self.name_field.setToolTip(words.NAME_HINT)

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from llm_desktop.core.options import MAX_CONTEXT, MAX_GPU_LAYERS, LoadOptions
 from llm_desktop.core.presenter import Action, ActionId, CardView
 from llm_desktop.core.serving_presenter import SERVING_DEFAULT, model_keep_alive_choices
-from llm_desktop.core.sources_presenter import CardMenu, source_chip
+from llm_desktop.core.sources_presenter import CardMenu, shows_path, source_chip
 from llm_desktop.ui import theme
 from llm_desktop.ui.elided_label import ElidedLabel
 from llm_desktop.ui.spinner import SpinnerOverlay
@@ -181,6 +181,7 @@ class ModelCard(QFrame):
         details.setSpacing(4)
         details.addWidget(self.facts)
         details.addWidget(self.path_label)
+        details.addStretch(1)
         info.addWidget(self.details_area)
 
         buttons = QHBoxLayout()
@@ -303,6 +304,7 @@ class ModelCard(QFrame):
         self.facts.setText(view.facts)
         self.path_label.setText(view.path)
         self.path_label.setToolTip(view.path)
+        self.path_label.setVisible(shows_path(view))
         self._render_fit(view)
         self._render_source(view)
         self.setProperty("state", str(view.state))
@@ -331,6 +333,8 @@ class ModelCard(QFrame):
                     button.setObjectName(name)
                     self._restyle(button)
         self.settings_panel.setEnabled(view.settings_editable)
+        # A remote model's details are one line (no path): while busy, room for the message.
+        self.details_area.setMinimumHeight(self.spinner.message_height() if view.busy else 0)
         if view.busy:
             if self.spinner.is_spinning():
                 self.spinner.set_message(view.busy_message)

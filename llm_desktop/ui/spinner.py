@@ -191,6 +191,11 @@ class SpinnerOverlay(QWidget):
         self.show()
         self._sync_timer()
 
+    def message_height(self) -> int:
+        """The least height that shows the arc and a one-line message uncut: a parent as
+        short as one line of text gives its overlay at least this much."""
+        return QFontMetrics(self.label.font()).height() + 2 * self.PAD
+
     def set_message(self, message: str) -> None:
         """Change the message under the arc; an empty one shows the arc alone."""
         self._message = message

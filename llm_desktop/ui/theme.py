@@ -26,6 +26,7 @@ Widgets opt in by object name and dynamic properties, never by colours of their 
 ``QFrame#remoteModel``          a model in "Get models"; ``QLabel#inlineError`` an error
                                 shown in place, ``QLabel#inlineNote`` a result shown in place
 ``QFrame#engineRow``            an engine in the Engines tab; property ``tone`` as a badge's
+``QLabel#codeLine``             one line of code or a command to copy
 ==============================  ===========================================================
 
 After changing a dynamic property on a shown widget, call `repolish(widget)` so the
@@ -432,6 +433,10 @@ QFrame#engineRow[tone="success"] { border-left-color: $success; }
 QFrame#engineRow[tone="accent"] { border-left-color: $accent; }
 QFrame#engineRow[tone="error"] { border-left-color: $error; }
 QLabel#engineName { font-size: 11pt; font-weight: 600; color: $text; }
+QLabel#codeLine {
+    background: $surface_alt; color: $text; border: $line solid $border; border-radius: 6px;
+    padding: 5px 8px;
+}
 QLabel#inlineNote {
     background: $success_bg; color: $text; border: $line solid $success; border-radius: 6px;
     padding: 6px 10px;

@@ -118,7 +118,7 @@ def test_the_form_says_in_place_what_is_wrong_and_adds_nothing(qtbot, window):
     panel = window.engines_panel
     assert list(panel.rows) == [""], "this machine only"
     assert panel.rows[""].title.text() == "This machine"
-    assert panel.rows[""].line.text().startswith("1 model · ")
+    assert panel.rows[""].line.text() == "1 model"
     assert not panel.rows[""].remove_button.isVisibleTo(panel)
 
     add_engine(qtbot, window, "Lab GPU!", "http://127.0.0.1:8080")
@@ -180,11 +180,20 @@ def test_removing_an_engine_forgets_it_and_its_key(qtbot, window, registry, keyr
     assert not local.source_chip.isVisibleTo(local), "no remote engine: no chip"
 
 
+def test_a_blank_name_is_made_from_the_address(qtbot, window):
+    port = free_port()
+    add_engine(qtbot, window, "", f"127.0.0.1:{port}")
+    assert wait_note(qtbot, window).startswith(f"Added 127-0-0-1-{port}:")
+    qtbot.waitUntil(lambda: f"127-0-0-1-{port}" in window.engines_panel.rows, timeout=WAIT_MS)
+    row = window.engines_panel.rows[f"127-0-0-1-{port}"]
+    assert row.address.text() == f"http://127.0.0.1:{port}"
+
+
 @pytest.mark.parametrize("keyring", [LockedKeyring()], ids=["locked-keyring"])
 def test_a_key_no_keyring_takes_is_said_to_last_this_run_only(qtbot, window, keyring):
     add_engine(qtbot, window, "lab-gpu", f"http://127.0.0.1:{free_port()}", key="s3cret")
     note = wait_note(qtbot, window)
-    assert "kept only until llm-desktop quits" in note
+    assert "No system keyring took its API key: it is kept until llm-desktop quits" in note
     assert window.controller.engines.keys.get("lab-gpu") == "s3cret", "this run still has it"
 
 
@@ -222,6 +231,10 @@ def test_a_routers_models_are_cards_with_their_source_and_load_there(qtbot, wind
     assert shown_buttons(tiny) == ["Load"]
     assert not tiny.settings_button.isVisibleTo(tiny)
     assert not tiny.more_button.isVisibleTo(tiny)
+    # Its "path" is the router's id, its title already: no second line saying it again.
+    assert not tiny.path_label.isVisibleTo(tiny)
+    local = next(iter(remote_cards(window, "This machine").values()))
+    assert local.path_label.isVisibleTo(local)
 
     rendered = []
 
