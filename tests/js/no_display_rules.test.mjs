@@ -36,13 +36,18 @@ test('the scripts are the modules, and the old 1,850-line file is gone', () => {
   for (const { name, text } of sources) assert.ok(text.split('\n').length < 700, `${name} is too long`);
 });
 
-test('no stage label, state label or action label of the server is written in a script', () => {
+test('no stage, state, action or source label of the server is written in a script', () => {
   const words = new Set();
   for (const c of cases) {
     words.add(c.view.stage_label);
     words.add(c.view.state_label);
     for (const action of c.view.actions) words.add(action.label);
     if (c.view.fit) words.add(c.view.fit.text);
+    if (c.view.source_state) words.add(c.view.source_state); // "Connected", "Unreachable"
+  }
+  for (const c of table.filter((t) => t.section)) {
+    if (c.section.state_label) words.add(c.section.state_label);
+    words.add(c.section.title); // "This machine"
   }
   for (const { name, text } of sources) {
     for (const literal of literals(text)) {
