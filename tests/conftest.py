@@ -139,9 +139,10 @@ class LeakCheck:
 @pytest.fixture(scope="session", autouse=True)
 def private_user_data(tmp_path_factory):
     """The app's user data (the restart list of downloads, the removed-models list, the default
-    models folder, the remote engines) in a folder of this test run, never the user's: a real unfinished download
-    must not resume in a test, nor a test's be left for the user's next start. Set before any
-    window of any scope exists; a test that needs its own sets XDG_DATA_HOME again."""
+    models folder, the remote engines) in a folder of this test run, never the user's: a real
+    unfinished download must not resume in a test, nor a test's be left for the user's next
+    start. Set before any window of any scope exists; a test that needs its own sets
+    XDG_DATA_HOME again."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("user-data")))
         # The remote engines a person added (engines-v1.json) live in the config folder.

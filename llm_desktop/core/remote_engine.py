@@ -748,13 +748,13 @@ class RemoteEngine:
 
     def _translate(self, step: Callable[[RouterTranslator], list[dict]]) -> None:
         with self._lock:
-            before = {model.key for model in self._translator.models.values()}
+            before = {model.key: model.status for model in self._translator.models.values()}
             events = step(self._translator)
-            after = {model.key for model in self._translator.models.values()}
+            after = {model.key: model.status for model in self._translator.models.values()}
         for fields in events:
             self._publish(fields)
         if before != after:
-            self._set_status()  # the model count changed: listeners refresh the listing
+            self._set_status()  # the counts changed: listeners refresh the listing and lines
 
     def _publish(self, fields: dict[str, Any]) -> ProgressEvent:
         return self.bus.publish(ProgressEvent(seq=0, engine=self.name, ts=time.time(), **fields))

@@ -117,6 +117,7 @@ def test_load_and_unload_show_exactly_what_the_router_sent(lab_models: Path) -> 
         loaded = engine.wait(key, 20)
         assert loaded.stage is Stage.COMPLETE and loaded.engine == "lab-gpu"
         assert process.status("tiny") == "loaded"
+        assert until(lambda: engine.status().loaded == 1)  # the source's line counts it
         assert engine.unload(key)
         assert engine.wait(key, 20).stage is Stage.UNLOADED
         assert process.status("tiny") == "unloaded"
