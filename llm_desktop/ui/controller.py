@@ -378,7 +378,7 @@ class AppController(QObject):
 
     def _sources_worker(self) -> SerialWorker:
         if self._source_commands is None:
-            self._source_commands = SerialWorker("engine-sources", self)
+            self._source_commands = SerialWorker("engine-source-commands", self)
             self._source_commands.failed.connect(self._job_failed)
         return self._source_commands
 
