@@ -314,7 +314,7 @@ class RouterTranslator:
                 return [self._event(model, Stage.COMPLETE, f"Awake on {self.source}")]
             took = now - model.load_started if model.load_started is not None else None
             model.load_started = None
-            timeline = ((f"loading on {self.source}", round(took, 3)),) if took else None
+            timeline = (("load", round(took, 3)),) if took else None
             return [
                 self._event(model, Stage.COMPLETE, f"Loaded on {self.source}", timeline=timeline)
             ]

@@ -52,7 +52,7 @@ def test_a_load_is_what_the_router_reported_and_nothing_more() -> None:
     assert stages(events) == [Stage.LOADING, Stage.LOADING, Stage.LOADING, Stage.COMPLETE]
     # One value between start and end: the bar reads 0 until the router says 1.0.
     assert [event["pct"] for event in events] == [0.0, 0.0, 99.0, 100.0]
-    assert events[-1]["timeline"] == (("loading on lab-gpu", 0.9),)
+    assert events[-1]["timeline"] == (("load", 0.9),)
     entry = model_entry("lab-gpu", translator.models["demo"])
     assert entry.engine == "lab-gpu" and entry.parameter_count == 134_000_000
     assert presenter.facts_line(entry) == "on lab-gpu · 134M params · F32 · 2,048 ctx · 535 kB"

@@ -440,7 +440,7 @@ def router_events() -> dict[str, tuple[ModelEntry, ProgressEvent | None]]:
                 100.0,
                 f"Loaded on {ENGINE}",
                 104,
-                timeline=((f"loading on {ENGINE}", 1.9),),
+                timeline=(("load", 1.9),),
             ),
         ),
         "evicted": (
