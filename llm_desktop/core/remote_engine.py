@@ -634,7 +634,10 @@ class RemoteEngine:
                 return
             self._wake.wait(self.status().retry_in_s or self.backoff.first_s)
             self._wake.clear()
-            self._set_status(state="connecting", retry_in_s=None, since=self.status().since)
+            # An unreachable engine stays "Unreachable" while it is tried again: flipping to
+            # "Connecting" at each attempt would make its chip flicker (and be announced).
+            if self.status().state != "disconnected":
+                self._set_status(state="connecting", retry_in_s=None)
 
     def _follow(self) -> None:
         """One connection: open the stream, resynchronise, translate frames until it ends."""

@@ -39,10 +39,18 @@ class ServerThread:
         self.app, self.server_state = create_app(engine, library, self.config, transfers, serving)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.socket = socket.socket(family, socket.SOCK_STREAM)
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.socket.bind((host, port))
-        # Listening now means a client may connect before uvicorn runs: it waits in the backlog.
-        self.socket.listen(128)
+        try:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.socket.bind((host, port))
+            # Listening now means a client may connect before uvicorn runs: it waits in the
+            # backlog.
+            self.socket.listen(128)
+        except OSError:
+            # A port in use: what the app made (its sources' watch thread, its transfers)
+            # ends here, since nobody will stop a server that never started.
+            self.socket.close()
+            self.server_state.close()
+            raise
         self.port = self.socket.getsockname()[1]
         self.config.port_ref[0] = self.port
         self._server = uvicorn.Server(

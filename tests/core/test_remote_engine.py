@@ -379,3 +379,24 @@ def test_a_preset_shows_on_the_card_and_an_idle_model_falls_asleep(
         assert process.status("tiny") == "sleeping"
         assert engine.unload(key)
         assert engine.wait(key, 20).stage is Stage.UNLOADED
+
+
+def test_an_unreachable_engine_stays_unreachable_while_it_is_tried_again() -> None:
+    states: list[str] = []
+    port = free_port()  # nothing listens there
+    engine = RemoteEngine(
+        RouterClient("lab-gpu", f"http://127.0.0.1:{port}"),
+        EventBus(),
+        backoff=Backoff(first_s=0.05, cap_s=0.2),
+        on_change=lambda changed: states.append(changed.status().state),
+    )
+    engine.start()
+    try:
+        until(lambda: states.count("disconnected") >= 3)
+        status = engine.status()
+        assert status.error.kind is ErrorKind.NETWORK
+        assert "cannot be reached at" in status.error.message
+    finally:
+        engine.shutdown()
+    first_down = states.index("disconnected")
+    assert "connecting" not in states[first_down:]
