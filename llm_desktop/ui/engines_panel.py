@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -29,7 +28,7 @@ from llm_desktop.core.remote_engine import ConnectionStatus
 from llm_desktop.core.sources_presenter import SourceRow
 from llm_desktop.ui import theme
 from llm_desktop.ui.controller import AppController
-from llm_desktop.ui.panels import muted_label, panel_card
+from llm_desktop.ui.panels import fill_with_scrolling, muted_label, panel_card
 from llm_desktop.ui.serving_panel import CopyButton
 
 
@@ -111,14 +110,7 @@ class EnginesPanel(QWidget):
         layout.addWidget(self._build_list())
         layout.addWidget(self._build_form())
         layout.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(content)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        fill_with_scrolling(self, content)
 
         controller.sources_changed.connect(self.show_sources)
         controller.source_added.connect(self._added)

@@ -1,8 +1,10 @@
-"""Pieces the tabs' panels share: a titled panel card and a line of secondary text."""
+"""Pieces the tabs' panels share: a titled panel card, a line of secondary text, and the
+scrolling a whole tab's content needs."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 
 def panel_card(title: str) -> tuple[QFrame, QVBoxLayout]:
@@ -24,3 +26,15 @@ def muted_label(text: str = "") -> QLabel:
     label.setObjectName("muted")
     label.setWordWrap(True)
     return label
+
+
+def fill_with_scrolling(tab: QWidget, content: QWidget) -> None:
+    """Lay `content` out as the whole of `tab`, scrolling down when the window is short."""
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setWidget(content)
+    outer = QVBoxLayout(tab)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(scroll)

@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QTabWidget,
     QTreeWidget,
@@ -54,7 +53,7 @@ from llm_desktop.core.serving_presenter import (
 )
 from llm_desktop.ui import theme
 from llm_desktop.ui.controller import AppController
-from llm_desktop.ui.panels import muted_label, panel_card
+from llm_desktop.ui.panels import fill_with_scrolling, muted_label, panel_card
 
 GB = 10**9  # sizes are decimal everywhere in the app
 MAX_LOADED_LIMIT = 64
@@ -95,14 +94,7 @@ class ServingPanel(QWidget):
         top.addWidget(self._build_policy(), 2)
         layout.addLayout(top)
         layout.addWidget(self._build_activity(), 1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(content)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        fill_with_scrolling(self, content)
 
         controller.api_server_changed.connect(self.show_state)
         controller.api_server_failed.connect(self.show_failure)
