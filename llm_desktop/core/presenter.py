@@ -331,7 +331,9 @@ def titles(entries: Iterable[ModelEntry]) -> dict[str, str]:
     for entry in entries:
         title = entry.display_name
         if counts[title.casefold()] > 1:
-            title = f"{title} ({PurePath(entry.path).name})"
+            # A file by its name; a remote model (whose path is its router's id, the name
+            # itself) by its engine's.
+            title = f"{title} ({entry.engine or PurePath(entry.path).name})"
         result[entry.id] = title
     return result
 
@@ -406,7 +408,8 @@ def card_view(
         model=entry.id,
         title=title,
         facts=facts_line(entry),
-        path=entry.path,
+        # A remote model's "path" is its router's id, which is its title already.
+        path="" if remote else entry.path,
         fit=fit_badge(verdict),
         state=state,
         state_label=STATE_LABELS[state],

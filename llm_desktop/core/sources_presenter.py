@@ -86,12 +86,6 @@ def source_chip(view: CardView, *, remote_sources: bool) -> SourceChip | None:
     return SourceChip(text, tone, view.source_detail or f"Runs on {view.source}", spoken)
 
 
-def shows_path(view: CardView) -> bool:
-    """A file's path says where it is; a remote model's "path" is the router's id of it, its
-    title already (the chip says where it runs)."""
-    return view.source == THIS_MACHINE
-
-
 @dataclass(frozen=True)
 class CardMenu:
     """What a card offers besides its action buttons."""

@@ -76,7 +76,8 @@ def card_html(view: CardView) -> str:
         f'<span class="state-chip"{attrs(data_state=view.state)}>{escape(view.state_label)}</span>'
         f"{source_chip_html(view)}{badge}</header>"
         f'<p class="model-facts">{escape(view.facts)}</p>'
-        f'<p class="model-path"{attrs(title=view.path)}>{escape(view.path)}</p>'
+        f'<p class="model-path"{attrs(title=view.path or None, hidden=not view.path)}>'
+        f"{escape(view.path)}</p>"
         f'<div class="model-spinner" aria-hidden="true"{attrs(hidden=not busy)}>'
         '<div class="spinner-pill"><span class="spinner"></span>'
         f'<span class="spinner-message">{escape(view.busy_message)}</span></div></div>'

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from llm_desktop.core.options import MAX_CONTEXT, MAX_GPU_LAYERS, LoadOptions
 from llm_desktop.core.presenter import Action, ActionId, CardView
 from llm_desktop.core.serving_presenter import SERVING_DEFAULT, model_keep_alive_choices
-from llm_desktop.core.sources_presenter import CardMenu, shows_path, source_chip
+from llm_desktop.core.sources_presenter import CardMenu, source_chip
 from llm_desktop.ui import theme
 from llm_desktop.ui.elided_label import ElidedLabel
 from llm_desktop.ui.spinner import SpinnerOverlay
@@ -304,7 +304,7 @@ class ModelCard(QFrame):
         self.facts.setText(view.facts)
         self.path_label.setText(view.path)
         self.path_label.setToolTip(view.path)
-        self.path_label.setVisible(shows_path(view))
+        self.path_label.setVisible(bool(view.path))
         self._render_fit(view)
         self._render_source(view)
         self.setProperty("state", str(view.state))

@@ -193,3 +193,14 @@ def test_an_asleep_model_offers_unload_and_is_no_longer_busy() -> None:
 def test_reconnect_waits_double_up_to_a_cap() -> None:
     backoff = Backoff(first_s=0.5, cap_s=4.0)
     assert [backoff.delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+
+
+def test_two_engines_models_of_one_name_are_told_apart_by_their_engine() -> None:
+    lab, closet = RouterTranslator("lab-gpu"), RouterTranslator("closet-box")
+    entries = [
+        model_entry("lab-gpu", lab.model("tiny")),
+        model_entry("closet-box", closet.model("tiny")),
+    ]
+    assert sorted(presenter.titles(entries).values()) == ["tiny (closet-box)", "tiny (lab-gpu)"]
+    # The card does not repeat the router's id as a path: it is the title already.
+    assert presenter.card_view(entries[0]).path == ""

@@ -108,7 +108,12 @@ def wait_note(qtbot, window: MainWindow) -> str:
 
 def remote_cards(window: MainWindow, name: str) -> dict[str, ModelCard]:
     """The cards of an engine's models, by the router's model id."""
-    return {card.view.path: card for card in window.cards.values() if card.view.source == name}
+    store = window.controller.store
+    return {
+        store.model(card.view.model).entry.path: card
+        for card in window.cards.values()
+        if card.view.source == name
+    }
 
 
 # -- the Engines tab, no router needed --------------------------------------------------------

@@ -90,7 +90,8 @@ export class CardBinder {
     setText(q('.model-facts'), view.facts);
     const path = q('.model-path');
     setText(path, view.path);
-    setAttr(path, 'title', view.path);
+    setAttr(path, 'title', view.path || null);
+    path.hidden = !view.path;
 
     const spinner = q('.model-spinner');
     spinner.hidden = !view.busy;
