@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llm_desktop.core.catalog import ModelEntry
 from llm_desktop.core.events import (
@@ -34,7 +34,11 @@ from llm_desktop.core.events import (
 from llm_desktop.core.fit import FitVerdict, default_context, format_bytes
 from llm_desktop.core.hardware import HardwareSnapshot
 from llm_desktop.core.options import LoadOptions
-from llm_desktop.core.remote_engine import ConnectionStatus
+
+if TYPE_CHECKING:
+    # Named in annotations only: the remote engine words its events with this module's
+    # formatters, so it imports this one.
+    from llm_desktop.core.remote_engine import ConnectionStatus
 
 STAGE_LABELS: dict[Stage, str] = {
     Stage.CONNECTING: "Connecting",

@@ -45,7 +45,13 @@ from llm_desktop.core.events import (
     Stage,
 )
 from llm_desktop.core.model_names import slug
-from llm_desktop.core.router_client import RouterClient, StreamClosed, StreamSilent
+from llm_desktop.core.presenter import format_seconds
+from llm_desktop.core.router_client import (
+    RouterClient,
+    RouterStateConflict,
+    StreamClosed,
+    StreamSilent,
+)
 
 # Router statuses (llama.cpp's server_model_status).
 UNLOADED = "unloaded"
@@ -212,7 +218,7 @@ class RouterTranslator:
             failed = bool(listed_state.get("failed"))
             exit_code = listed_state.get("exit_code")
             was, lost_at = model.status, model.lost_at
-            gap = f" after a gap of {_seconds(now - lost_at)}" if lost_at is not None else ""
+            gap = f" after a gap of {format_seconds(now - lost_at)}" if lost_at is not None else ""
             model.lost_at = None
             if status == was and not (lost_at is not None and status == UNLOADED):
                 model.failed, model.exit_code = failed, exit_code
@@ -460,10 +466,6 @@ def listed_status(item: dict[str, Any]) -> str:
     return value if value in (UNLOADED, LOADING, LOADED, SLEEPING, DOWNLOADING) else UNLOADED
 
 
-def _seconds(seconds: float) -> str:
-    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.0f} min"
-
-
 @dataclass(frozen=True)
 class Backoff:
     """Waits between reconnects: doubling from `first_s` up to `cap_s`."""
@@ -589,18 +591,14 @@ class RemoteEngine:
 
     def wait(self, model: str, timeout: float | None = None) -> ProgressEvent | None:
         """Block until the model's current operation ends; its terminal event."""
-        deadline = None if timeout is None else time.monotonic() + timeout
         with self.bus.stream(model) as stream:
             latest = self.bus.latest(model)
             if latest is not None and latest.is_terminal:
                 return latest
-            while True:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return self.bus.latest(model)
-                event = stream.get(left)
-                if event is not None and event.is_terminal:
+            for event in stream.until_terminal(timeout):
+                if event.is_terminal:
                     return event
+        return self.bus.latest(model)
 
     def host_pid(self, model: str) -> int | None:
         return None  # the model's process runs on another machine
@@ -775,9 +773,9 @@ class RemoteEngine:
         def run() -> None:
             try:
                 call()
+            except RouterStateConflict:
+                return  # the router is there already: its frames tell the state
             except ModelError as exc:
-                if "already" in exc.info.message or "not loaded" in exc.info.message:
-                    return  # the router is there already: its frames tell the state
                 with self._lock:
                     target = self._translator.by_key(key)
                     if target is not None:

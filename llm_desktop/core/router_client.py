@@ -33,6 +33,11 @@ from llm_desktop.core.events import ErrorKind, ModelError
 REQUEST_TIMEOUT_S = 10.0
 
 
+class RouterStateConflict(ModelError):
+    """The router is already where a request would take it (loading a running model,
+    unloading a stopped one): its own frames tell the state, so no failure is shown."""
+
+
 class StreamSilent(Exception):
     """The event stream sent nothing for the read timeout: idle, or stalled."""
 
@@ -236,9 +241,13 @@ def router_refusal(name: str, status: int, message: str, detail: tuple[str, ...]
             detail,
         )
     if "already running" in lowered:
-        return ModelError(ErrorKind.INVALID_REQUEST, f"{name}: the model is already loaded", detail)
+        return RouterStateConflict(
+            ErrorKind.INVALID_REQUEST, f"{name}: the model is already loaded", detail
+        )
     if "not running" in lowered:
-        return ModelError(ErrorKind.INVALID_REQUEST, f"{name}: the model is not loaded", detail)
+        return RouterStateConflict(
+            ErrorKind.INVALID_REQUEST, f"{name}: the model is not loaded", detail
+        )
     words = message or f"answered HTTP {status}"
     return ModelError(ErrorKind.INVALID_REQUEST, f"{name} refused: {words}", detail)
 

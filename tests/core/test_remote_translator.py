@@ -204,3 +204,16 @@ def test_two_engines_models_of_one_name_are_told_apart_by_their_engine() -> None
     assert sorted(presenter.titles(entries).values()) == ["tiny (closet-box)", "tiny (lab-gpu)"]
     # The card does not repeat the router's id as a path: it is the title already.
     assert presenter.card_view(entries[0]).path == ""
+
+
+def test_only_a_router_already_where_a_request_goes_is_no_failure() -> None:
+    from llm_desktop.core.router_client import RouterStateConflict, router_refusal
+
+    already = router_refusal("lab-gpu", 400, "model is already running", ())
+    assert isinstance(already, RouterStateConflict)
+    # A load refused at the router's --models-max is a failure the card shows, by name.
+    refused = router_refusal("lab-gpu", 500, "model limit reached, try again later", ())
+    assert not isinstance(refused, RouterStateConflict)
+    assert refused.info.message == (
+        "lab-gpu already runs as many models as it may (--models-max); unload one first"
+    )
