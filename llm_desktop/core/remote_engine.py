@@ -682,7 +682,9 @@ class RemoteEngine:
         self, *, first: bool, listing: list[dict] | None = None, stalled: bool = False
     ) -> None:
         listing = self.client.models() if listing is None else listing
-        props = self._props()
+        # The router's limit and build change only with a restart: read once per connection,
+        # not at every reload frame or stall.
+        props = self._props() if self.status().state != "connected" else {}
         now = time.monotonic()
         with self._lock:
             if props:

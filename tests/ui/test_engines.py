@@ -106,6 +106,17 @@ def wait_note(qtbot, window: MainWindow) -> str:
     return panel.note_label.text()
 
 
+def load_tiny_on_lab_gpu(qtbot, window: MainWindow, router) -> ModelCard:
+    """Add the router as lab-gpu, and load its tiny model from its card; the card."""
+    add_engine(qtbot, window, "lab-gpu", router.url)
+    window.show_library()
+    wait_cards(qtbot, window, 3)
+    tiny = remote_cards(window, "lab-gpu")["tiny"]
+    click(qtbot, tiny.load_button)
+    qtbot.waitUntil(lambda: tiny.view.state is ModelState.LOADED, timeout=WAIT_MS)
+    return tiny
+
+
 def remote_cards(window: MainWindow, name: str) -> dict[str, ModelCard]:
     """The cards of an engine's models, by the router's model id."""
     store = window.controller.store
@@ -278,12 +289,7 @@ def test_a_routers_models_are_cards_with_their_source_and_load_there(qtbot, wind
 
 @needs_router
 def test_a_router_that_goes_away_leaves_its_cards_unreachable(qtbot, window, router, registry):
-    add_engine(qtbot, window, "lab-gpu", router.url)
-    window.show_library()
-    wait_cards(qtbot, window, 3)
-    tiny = remote_cards(window, "lab-gpu")["tiny"]
-    click(qtbot, tiny.load_button)
-    qtbot.waitUntil(lambda: tiny.view.state is ModelState.LOADED, timeout=WAIT_MS)
+    tiny = load_tiny_on_lab_gpu(qtbot, window, router)
 
     router.kill()
     chip = tiny.source_chip
@@ -306,12 +312,7 @@ def test_a_router_that_goes_away_leaves_its_cards_unreachable(qtbot, window, rou
 
 @needs_router
 def test_removing_an_engine_takes_its_cards_away_loaded_ones_too(qtbot, window, router):
-    add_engine(qtbot, window, "lab-gpu", router.url)
-    window.show_library()
-    wait_cards(qtbot, window, 3)
-    tiny = remote_cards(window, "lab-gpu")["tiny"]
-    click(qtbot, tiny.load_button)
-    qtbot.waitUntil(lambda: tiny.view.state is ModelState.LOADED, timeout=WAIT_MS)
+    load_tiny_on_lab_gpu(qtbot, window, router)
 
     window.show_engines()
     click(qtbot, window.engines_panel.rows["lab-gpu"].remove_button)
